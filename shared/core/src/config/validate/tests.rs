@@ -1,0 +1,170 @@
+use crate::config::parse;
+
+const EXAMPLE: &str = include_str!("../../../../../examples/pipelines.yaml");
+
+fn errors_of(yaml: &str) -> Vec<String> {
+    match parse(yaml) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn example_with(from: &str, to: &str) -> String {
+    assert!(EXAMPLE.contains(from), "example lacks {from:?}");
+    EXAMPLE.replacen(from, to, 1)
+}
+
+fn assert_error(errors: &[String], path: &str, text: &str) {
+    assert!(
+        errors.iter().any(|e| e.starts_with(&format!("{path}:")) && e.contains(text)),
+        "no error at {path} containing {text:?} in {errors:#?}"
+    );
+}
+
+#[test]
+fn the_example_is_valid() {
+    let config = parse(EXAMPLE).expect("example config is valid");
+    assert_eq!(config.pipelines.len(), 2);
+    assert_eq!(config.pipelines[0].sweep.max_parallel, 2);
+}
+
+#[test]
+fn unknown_field_suggests_the_close_one() {
+    let errors = errors_of(&example_with("max_parallel: 2", "max_paralel: 2"));
+    assert_error(&errors, "pipelines[0].sweep.max_paralel", "did you mean `max_parallel`?");
+}
+
+#[test]
+fn unknown_field_far_from_any_lists_the_known_ones() {
+    let errors = errors_of(&example_with("    schedule: rate(1 day)", "    colour: blue"));
+    assert_error(&errors, "pipelines[1].colour", "known fields here");
+}
+
+#[test]
+fn missing_required_field_is_named() {
+    let errors = errors_of(&example_with("      instance_type: ml.m5.xlarge\n", ""));
+    assert_error(&errors, "pipelines[0].training.instance_type", "add `instance_type`");
+}
+
+#[test]
+fn wrong_types_are_all_reported_at_once() {
+    let yaml = example_with("max_parallel: 2", "max_parallel: two");
+    let yaml = yaml.replacen("instance_count: 1", "instance_count: [1]", 1);
+    let errors = errors_of(&yaml);
+    assert_error(&errors, "pipelines[0].sweep.max_parallel", "expected a whole number");
+    assert_error(&errors, "pipelines[0].training.instance_count", "expected a whole number");
+}
+
+#[test]
+fn bad_enum_value_lists_the_choices() {
+    let errors = errors_of(&example_with("type: fsx_lustre", "type: lustre"));
+    assert_error(&errors, "pipelines[0].file_system.type", "\"fsx_lustre\"");
+}
+
+#[test]
+fn semantic_errors_are_all_reported_with_paths_and_fixes() {
+    let yaml = example_with("max_parallel: 2", "max_parallel: 0")
+        .replacen("instance_type: ml.m5.xlarge", "instance_type: m5.xlarge", 1)
+        .replacen("subnet-0a1b2c3d4e5f60718", "subnet-xyz", 1)
+        .replacen("sg-0a1b2c3d4e5f60718", "group-1", 1)
+        .replacen("id: fs-0123456789abcdef0", "id: fs-12", 1)
+        .replacen("role_arn: arn:aws:iam::123456789012:role/RetrainSageMakerTraining", "role_arn: RetrainRole", 1)
+        .replacen("output_path: s3://example-training-artifacts/models/churn/", "output_path: /models", 1);
+    let errors = errors_of(&yaml);
+    assert_error(&errors, "pipelines[0].sweep.max_parallel", "out of range");
+    assert_error(&errors, "pipelines[0].training.instance_type", "ml.");
+    assert_error(&errors, "pipelines[0].vpc.subnets[0]", "not a subnet id");
+    assert_error(&errors, "pipelines[0].vpc.security_groups[0]", "not a security group id");
+    assert_error(&errors, "pipelines[0].file_system.id", "not a file system id");
+    assert_error(&errors, "pipelines[0].training.role_arn", "not an IAM role ARN");
+    assert_error(&errors, "pipelines[0].training.output_path", "not an S3 URI");
+    assert!(errors.len() >= 7, "{errors:#?}");
+    assert!(errors.iter().all(|e| e.contains("(fix: ")), "{errors:#?}");
+}
+
+#[test]
+fn warm_pool_limits_and_spot_conflict() {
+    let errors = errors_of(&example_with("keep_alive_seconds: 600", "keep_alive_seconds: 7200\n      spot: { max_wait_seconds: 7200 }"));
+    assert_error(&errors, "pipelines[0].training.keep_alive_seconds", "out of range");
+    assert_error(&errors, "pipelines[0].training.keep_alive_seconds", "spot");
+}
+
+#[test]
+fn spot_wait_must_cover_runtime() {
+    let errors = errors_of(&example_with("keep_alive_seconds: 600", "spot: { max_wait_seconds: 60 }"));
+    assert_error(&errors, "pipelines[0].training.spot.max_wait_seconds", "less than max_runtime_seconds");
+}
+
+#[test]
+fn trigger_prefix_must_be_inside_the_data_repository() {
+    let errors = errors_of(&example_with("data_repository_path: s3://example-training-data/", "data_repository_path: s3://example-training-data/other/"));
+    assert_error(&errors, "pipelines[0].trigger.prefixes[0]", "outside the file system's data repository");
+}
+
+#[test]
+fn lustre_needs_a_data_repository_and_efs_refuses_lustre_fields() {
+    let errors = errors_of(&example_with("      data_repository_path: s3://example-training-data/\n", ""));
+    assert_error(&errors, "pipelines[0].file_system.data_repository_path", "required for fsx_lustre");
+    let errors = errors_of(&example_with("      id: fs-0fedcba9876543210\n", "      id: fs-0fedcba9876543210\n      mount_name: abc\n"));
+    assert_error(&errors, "pipelines[1].file_system.mount_name", "only for fsx_lustre");
+}
+
+#[test]
+fn pipeline_names_are_unique_and_job_name_safe() {
+    let errors = errors_of(&example_with("name: fraud-efs", "name: churn"));
+    assert_error(&errors, "pipelines[1].name", "used twice");
+    let errors = errors_of(&example_with("name: churn", "name: churn_model"));
+    assert_error(&errors, "pipelines[0].name", "not a valid pipeline name");
+    let errors = errors_of(&example_with("name: churn", &format!("name: {}", "c".repeat(33))));
+    assert_error(&errors, "pipelines[0].name", "not a valid pipeline name");
+}
+
+#[test]
+fn reserved_tags_and_bad_schedule() {
+    let errors = errors_of(&example_with("tags: { team: ml-platform }", "tags: { \"retrain:team\": x }").replacen("rate(1 day)", "every day", 1));
+    assert_error(&errors, "pipelines[0].training.tags.retrain:team", "reserved");
+    assert_error(&errors, "pipelines[1].schedule", "not a schedule expression");
+}
+
+#[test]
+fn image_or_algorithm_exactly_one() {
+    let errors = errors_of(&example_with(
+        "      image: 683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1\n      instance_type: ml.m5.xlarge",
+        "      instance_type: ml.m5.xlarge",
+    ));
+    assert_error(&errors, "pipelines[0].training.image", "neither image nor algorithm_name");
+}
+
+#[test]
+fn import_poll_interval_is_bounded_by_sqs_delay() {
+    let errors = errors_of(&example_with("poll_interval_seconds: 30", "poll_interval_seconds: 1000"));
+    assert_error(&errors, "pipelines[0].import.poll_interval_seconds", "0-900");
+}
+
+#[test]
+fn channel_directory_must_not_repeat_the_mount_name() {
+    let errors = errors_of(&example_with("directory: /datasets/churn/train", "directory: /fsx1234/datasets/churn/train"));
+    assert_error(&errors, "pipelines[0].training.channels[0].directory", "mount name");
+}
+
+#[test]
+fn invalid_yaml_is_one_error_with_a_location() {
+    let errors = errors_of("pipelines: [\n  - name: x\n");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].contains("not valid YAML"), "{errors:#?}");
+}
+
+#[test]
+fn empty_pipelines_is_an_error() {
+    let errors = errors_of("pipelines: []");
+    assert_error(&errors, "pipelines", "no pipeline defined");
+}
+
+#[test]
+fn schema_describes_every_top_level_pipeline_field() {
+    let schema = crate::config::schema();
+    let text = schema.to_string();
+    for field in ["trigger", "file_system", "vpc", "training", "sweep", "schedule", "import", "keep_alive_seconds", "max_parallel"] {
+        assert!(text.contains(&format!("\"{field}\"")), "schema lacks {field}");
+    }
+}

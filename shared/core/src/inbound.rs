@@ -1,0 +1,330 @@
+//! Decoding everything retrain's functions receive into one type. A
+//! malformed or unknown item becomes a [`Skip`] with a reason; it never
+//! panics and never spoils the good items beside it.
+
+use crate::import_plan::ObjectRef;
+use crate::messages::Message;
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::s3::S3EventRecord;
+use aws_lambda_events::event::sqs::SqsMessage;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The `source` of retrain's own domain events and requests on EventBridge.
+pub const EVENT_SOURCE: &str = "retrain";
+
+/// One thing that happened, decoded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Inbound {
+    /// An object was created in S3 (notification or EventBridge "Object Created").
+    ObjectCreated(ObjectCreated),
+    /// EventBridge "SageMaker Training Job State Change".
+    TrainingJobStateChange(JobStateChange),
+    /// EventBridge "Scheduled Event".
+    Scheduled(Scheduled),
+    /// One of retrain's own messages (timers, requests, domain events that drive the next step).
+    Message(Message),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectCreated {
+    pub object: ObjectRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequencer: Option<String>,
+}
+
+/// The fields of a training job state change that retrain acts on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobStateChange {
+    pub training_job_name: String,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    /// `FinalMetricDataList` as (name, value).
+    #[serde(default)]
+    pub metrics: Vec<(String, f64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scheduled {
+    /// The event's `time`, which names the schedule tick.
+    pub time: String,
+    /// ARNs of the rules or schedules that fired.
+    pub resources: Vec<String>,
+}
+
+/// A decoded event and where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    /// The SQS `messageId` it arrived in, for `batchItemFailures`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    pub event: Inbound,
+}
+
+/// An input item that leads to nothing, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skip {
+    /// Which item: its position, SQS message id or S3 key.
+    pub item: String,
+    pub reason: String,
+    /// The SQS message id, when the item arrived in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// True when the item is malformed (as opposed to valid but of no concern).
+    #[serde(default)]
+    pub malformed: bool,
+}
+
+/// Everything a payload decoded into.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Decoded {
+    pub items: Vec<Item>,
+    pub skipped: Vec<Skip>,
+}
+
+impl Decoded {
+    fn skip(&mut self, item: String, message_id: Option<&str>, reason: String, malformed: bool) {
+        self.skipped.push(Skip { item, reason, message_id: message_id.map(str::to_owned), malformed });
+    }
+
+    fn push(&mut self, message_id: Option<&str>, event: Inbound) {
+        self.items.push(Item { message_id: message_id.map(str::to_owned), event });
+    }
+}
+
+/// Decodes a Lambda payload: an SQS batch, S3 notification, EventBridge event or retrain message.
+pub fn decode(payload: &Value) -> Decoded {
+    let mut out = Decoded::default();
+    decode_into(payload, "event", None, &mut out);
+    out
+}
+
+/// Decodes raw bytes; invalid JSON is one malformed skip.
+pub fn decode_bytes(bytes: &[u8]) -> Decoded {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(v) => decode(&v),
+        Err(e) => {
+            let mut out = Decoded::default();
+            out.skip("event".to_owned(), None, format!("not JSON: {e}"), true);
+            out
+        }
+    }
+}
+
+fn decode_into(payload: &Value, at: &str, message_id: Option<&str>, out: &mut Decoded) {
+    let Some(obj) = payload.as_object() else {
+        out.skip(at.to_owned(), message_id, format!("expected a JSON object, found {}", json_kind(payload)), true);
+        return;
+    };
+    if let Some(records) = obj.get("Records") {
+        let Some(records) = records.as_array() else {
+            out.skip(format!("{at}.Records"), message_id, "`Records` is not a list".to_owned(), true);
+            return;
+        };
+        for (i, record) in records.iter().enumerate() {
+            decode_record(record, &format!("{at}.Records[{i}]"), message_id, out);
+        }
+        return;
+    }
+    if obj.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+        let bucket = obj.get("Bucket").and_then(Value::as_str).unwrap_or("?");
+        out.skip(
+            at.to_owned(),
+            message_id,
+            format!("s3:TestEvent for bucket {bucket}: S3 sends it once when the notification is configured; nothing to import"),
+            false,
+        );
+        return;
+    }
+    if obj.contains_key("detail-type") {
+        decode_eventbridge(payload, at, message_id, out);
+        return;
+    }
+    if obj.contains_key("kind") {
+        match serde_json::from_value::<Message>(payload.clone()) {
+            Ok(m) => out.push(message_id, Inbound::Message(m)),
+            Err(e) => out.skip(at.to_owned(), message_id, format!("malformed retrain message: {e}"), true),
+        }
+        return;
+    }
+    out.skip(
+        at.to_owned(),
+        message_id,
+        "unknown payload: not an SQS batch, S3 notification, EventBridge event or retrain message".to_owned(),
+        true,
+    );
+}
+
+fn decode_record(record: &Value, at: &str, outer_id: Option<&str>, out: &mut Decoded) {
+    let source = record.get("eventSource").and_then(Value::as_str).unwrap_or("");
+    match source {
+        "aws:sqs" => {
+            let message: SqsMessage = match serde_json::from_value(record.clone()) {
+                Ok(m) => m,
+                Err(e) => {
+                    let id = record.get("messageId").and_then(Value::as_str);
+                    out.skip(at.to_owned(), id.or(outer_id), format!("malformed SQS record: {e}"), true);
+                    return;
+                }
+            };
+            let id = message.message_id.as_deref().or(outer_id);
+            let label = id.map(|i| format!("message {i}")).unwrap_or_else(|| at.to_owned());
+            match message.body.as_deref().map(serde_json::from_str::<Value>) {
+                Some(Ok(body)) => decode_into(&body, &label, id, out),
+                Some(Err(e)) => out.skip(label, id, format!("message body is not JSON: {e}"), true),
+                None => out.skip(label, id, "message has no body".to_owned(), true),
+            }
+        }
+        "aws:s3" => decode_s3_record(record, at, outer_id, out),
+        "" => out.skip(at.to_owned(), outer_id, "record has no eventSource".to_owned(), true),
+        other => out.skip(at.to_owned(), outer_id, format!("records from {other} are not handled"), true),
+    }
+}
+
+fn decode_s3_record(record: &Value, at: &str, message_id: Option<&str>, out: &mut Decoded) {
+    let r: S3EventRecord = match serde_json::from_value(record.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            out.skip(at.to_owned(), message_id, format!("malformed S3 event record: {e}"), true);
+            return;
+        }
+    };
+    let name = r.event_name.as_deref().unwrap_or("");
+    let (Some(bucket), Some(raw_key)) = (r.s3.bucket.name.as_deref(), r.s3.object.key.as_deref()) else {
+        out.skip(at.to_owned(), message_id, "S3 record without bucket name or object key".to_owned(), true);
+        return;
+    };
+    if !name.starts_with("ObjectCreated:") {
+        out.skip(format!("s3://{bucket}/{raw_key}"), message_id, format!("{name} is not an object creation"), false);
+        return;
+    }
+    match decode_s3_key(raw_key) {
+        Ok(key) => out.push(
+            message_id,
+            Inbound::ObjectCreated(ObjectCreated {
+                object: ObjectRef { bucket: bucket.to_owned(), key },
+                size: r.s3.object.size,
+                sequencer: r.s3.object.sequencer.clone(),
+            }),
+        ),
+        Err(reason) => out.skip(format!("s3://{bucket}/{raw_key}"), message_id, reason, true),
+    }
+}
+
+/// S3 notifications URL-encode keys the way HTML forms do: `+` is a space.
+pub fn decode_s3_key(raw: &str) -> Result<String, String> {
+    let plus_as_space = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus_as_space)
+        .decode_utf8()
+        .map(|k| k.into_owned())
+        .map_err(|e| format!("object key {raw:?} is not valid URL-encoded UTF-8: {e}"))
+}
+
+fn decode_eventbridge(payload: &Value, at: &str, message_id: Option<&str>, out: &mut Decoded) {
+    let event: EventBridgeEvent<Value> = match serde_json::from_value(payload.clone()) {
+        Ok(e) => e,
+        Err(e) => {
+            out.skip(at.to_owned(), message_id, format!("malformed EventBridge event: {e}"), true);
+            return;
+        }
+    };
+    let label = event.id.as_deref().map(|id| format!("event {id}")).unwrap_or_else(|| at.to_owned());
+    match (event.source.as_str(), event.detail_type.as_str()) {
+        ("aws.s3", "Object Created") => match object_created(&event.detail) {
+            Ok(o) => out.push(message_id, Inbound::ObjectCreated(o)),
+            Err(reason) => out.skip(label, message_id, reason, true),
+        },
+        ("aws.sagemaker", "SageMaker Training Job State Change") => match job_state_change(&event.detail) {
+            Ok(c) => out.push(message_id, Inbound::TrainingJobStateChange(c)),
+            Err(reason) => out.skip(label, message_id, reason, true),
+        },
+        ("aws.events" | "aws.scheduler", "Scheduled Event") => {
+            let time = event.time.map(|t| t.to_rfc3339()).or_else(|| payload.get("time").and_then(Value::as_str).map(str::to_owned));
+            match time {
+                Some(time) => out.push(message_id, Inbound::Scheduled(Scheduled { time, resources: event.resources.unwrap_or_default() })),
+                None => out.skip(label, message_id, "Scheduled Event without `time`".to_owned(), true),
+            }
+        }
+        (EVENT_SOURCE, detail_type) => {
+            let mut tagged = event.detail.clone();
+            if let Some(map) = tagged.as_object_mut() {
+                map.insert("kind".to_owned(), Value::String(detail_type.to_owned()));
+            }
+            match serde_json::from_value::<Message>(tagged) {
+                Ok(m) => out.push(message_id, Inbound::Message(m)),
+                Err(_) => out.skip(label, message_id, format!("retrain event {detail_type:?} does not start a step here"), false),
+            }
+        }
+        (source, detail_type) => out.skip(label, message_id, format!("EventBridge events {source:?} / {detail_type:?} are not handled"), false),
+    }
+}
+
+fn object_created(detail: &Value) -> Result<ObjectCreated, String> {
+    let bucket = detail.pointer("/bucket/name").and_then(Value::as_str).ok_or("Object Created without detail.bucket.name")?;
+    let raw_key = detail.pointer("/object/key").and_then(Value::as_str).ok_or("Object Created without detail.object.key")?;
+    Ok(ObjectCreated {
+        // Unlike classic notifications, EventBridge carries the key as it is, not URL-encoded.
+        object: ObjectRef { bucket: bucket.to_owned(), key: raw_key.to_owned() },
+        size: detail.pointer("/object/size").and_then(Value::as_i64),
+        sequencer: detail.pointer("/object/sequencer").and_then(Value::as_str).map(str::to_owned),
+    })
+}
+
+fn job_state_change(detail: &Value) -> Result<JobStateChange, String> {
+    let text = |field: &str| detail.get(field).and_then(Value::as_str).map(str::to_owned);
+    let training_job_name = text("TrainingJobName").ok_or("state change without detail.TrainingJobName")?;
+    let status = text("TrainingJobStatus").ok_or("state change without detail.TrainingJobStatus")?;
+    let tags = match detail.get("Tags") {
+        None | Some(Value::Null) => BTreeMap::new(),
+        // EventBridge sends tags as a map; DescribeTrainingJob-style lists are accepted too.
+        Some(Value::Object(map)) => map.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(|t| Some((t.get("Key")?.as_str()?.to_owned(), t.get("Value")?.as_str()?.to_owned())))
+            .collect(),
+        Some(other) => return Err(format!("detail.Tags is {}, expected a map", json_kind(other))),
+    };
+    let metrics = detail
+        .get("FinalMetricDataList")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|m| {
+                    let name = m.get("MetricName")?.as_str()?.to_owned();
+                    let value = m.get("Value").and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok()))?;
+                    Some((name, value))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(JobStateChange {
+        training_job_name,
+        status,
+        secondary_status: text("SecondaryStatus"),
+        failure_reason: text("FailureReason"),
+        tags,
+        metrics,
+    })
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,174 @@
+//! Lanes: with `max_parallel = k`, variant `i` runs in lane `i mod k`, one
+//! job at a time, in order. Given what SageMaker says about a sweep's jobs,
+//! decide what to launch next and whether the sweep is over. Any handler may
+//! run this at any time, with duplicates: it only ever names jobs whose
+//! deterministic names make a second launch a no-op.
+
+use crate::config::Direction;
+use crate::failure::{classify, FailureClass, JobStatus};
+use crate::sweep::SweepManifest;
+use serde::{Deserialize, Serialize};
+
+/// What SageMaker reports about one training job of the sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobObservation {
+    pub variant_id: String,
+    pub attempt: u32,
+    pub training_job_name: String,
+    pub status: JobStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    /// `FinalMetricDataList` as (name, value).
+    #[serde(default)]
+    pub metrics: Vec<(String, f64)>,
+}
+
+/// A job to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Launch {
+    /// Position of the variant in the manifest.
+    pub position: usize,
+    pub variant_id: String,
+    pub lane: usize,
+    pub attempt: u32,
+    /// For a retry: the failed job it replaces and why it is retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<Retry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retry {
+    pub training_job_name: String,
+    pub failure_reason: String,
+    pub why: String,
+}
+
+/// How one variant ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantResult {
+    pub variant_id: String,
+    pub lane: usize,
+    pub attempt: u32,
+    pub training_job_name: String,
+    pub status: JobStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    /// The objective metric's final value, when the job reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<f64>,
+}
+
+/// The end of a sweep: variants ranked by the objective, then those without the metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepOutcome {
+    pub metric: String,
+    pub direction: Direction,
+    pub ranked: Vec<VariantResult>,
+    pub unranked: Vec<VariantResult>,
+}
+
+impl SweepOutcome {
+    pub fn best(&self) -> Option<&VariantResult> {
+        self.ranked.first()
+    }
+}
+
+/// What to do now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub launches: Vec<Launch>,
+    /// Jobs currently running (InProgress or Stopping).
+    pub running: usize,
+    /// Set when every variant has reached its final state.
+    pub completed: Option<SweepOutcome>,
+}
+
+/// The latest attempt of each variant.
+fn latest<'a>(jobs: &'a [JobObservation], variant_id: &str) -> Option<&'a JobObservation> {
+    jobs.iter().filter(|j| j.variant_id == variant_id).max_by_key(|j| j.attempt)
+}
+
+/// Decides the next launches of every lane, or the sweep's completion.
+pub fn decide(manifest: &SweepManifest, jobs: &[JobObservation]) -> Decision {
+    let k = manifest.max_parallel();
+    let max_attempts = manifest.pipeline.sweep.max_retries + 1;
+    let mut launches = Vec::new();
+    let mut finals: Vec<VariantResult> = Vec::new();
+    let mut all_done = true;
+    for lane in 0..k {
+        for position in (lane..manifest.variants.len()).step_by(k) {
+            let variant = &manifest.variants[position];
+            let Some(job) = latest(jobs, &variant.id) else {
+                launches.push(Launch { position, variant_id: variant.id.clone(), lane, attempt: 1, retry_of: None });
+                all_done = false;
+                break;
+            };
+            match job.status {
+                JobStatus::InProgress | JobStatus::Stopping => {
+                    all_done = false;
+                    break;
+                }
+                JobStatus::Completed => finals.push(result(manifest, lane, job)),
+                JobStatus::Failed | JobStatus::Stopped => {
+                    let (class, why) = classify(job.status, job.secondary_status.as_deref(), job.failure_reason.as_deref());
+                    if class == FailureClass::Transient && job.attempt < max_attempts {
+                        launches.push(Launch {
+                            position,
+                            variant_id: variant.id.clone(),
+                            lane,
+                            attempt: job.attempt + 1,
+                            retry_of: Some(Retry {
+                                training_job_name: job.training_job_name.clone(),
+                                failure_reason: job.failure_reason.clone().unwrap_or_default(),
+                                why: why.to_owned(),
+                            }),
+                        });
+                        all_done = false;
+                        break;
+                    }
+                    finals.push(result(manifest, lane, job));
+                }
+            }
+        }
+    }
+    let running = jobs.iter().filter(|j| matches!(j.status, JobStatus::InProgress | JobStatus::Stopping)).count();
+    let completed = all_done.then(|| rank(manifest, finals));
+    Decision { launches, running, completed }
+}
+
+fn result(manifest: &SweepManifest, lane: usize, job: &JobObservation) -> VariantResult {
+    let objective = &manifest.pipeline.training.objective.metric;
+    VariantResult {
+        variant_id: job.variant_id.clone(),
+        lane,
+        attempt: job.attempt,
+        training_job_name: job.training_job_name.clone(),
+        status: job.status,
+        failure_reason: job.failure_reason.clone(),
+        metric: if job.status == JobStatus::Completed {
+            job.metrics.iter().find(|(name, _)| name == objective).map(|(_, v)| *v).filter(|v| v.is_finite())
+        } else {
+            None
+        },
+    }
+}
+
+/// Ranks results by the objective metric in its direction; ties keep manifest order.
+pub fn rank(manifest: &SweepManifest, mut results: Vec<VariantResult>) -> SweepOutcome {
+    let objective = &manifest.pipeline.training.objective;
+    results.sort_by_key(|r| manifest.position_of(&r.variant_id).unwrap_or(usize::MAX));
+    let (mut ranked, unranked): (Vec<_>, Vec<_>) = results.into_iter().partition(|r| r.metric.is_some());
+    ranked.sort_by(|a, b| {
+        let (x, y) = (a.metric.unwrap_or(f64::NAN), b.metric.unwrap_or(f64::NAN));
+        match objective.direction {
+            Direction::Maximize => y.total_cmp(&x),
+            Direction::Minimize => x.total_cmp(&y),
+        }
+    });
+    SweepOutcome { metric: objective.metric.clone(), direction: objective.direction, ranked, unranked }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,18 @@
+//! The functional core of retrain: configuration, event decoding, planning
+//! and the exact AWS requests, as pure functions over plain data. The AWS
+//! adapters and Lambda handlers live in `retrain-aws`.
+
+pub mod config;
+pub mod events;
+pub mod failure;
+pub mod import_plan;
+pub mod inbound;
+pub mod lanes;
+pub mod messages;
+pub mod names;
+pub mod plan;
+pub mod requests;
+pub mod s3_uri;
+pub mod sweep;
+
+pub use config::{Config, ConfigError, ConfigErrors, Pipeline};

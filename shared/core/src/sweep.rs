@@ -1,0 +1,223 @@
+//! Sweep expansion and the sweep manifest: the immutable record of what a
+//! sweep trains, written once to S3 and read by every later step.
+
+use crate::config::{AccessMode, FileSystemKind, Pipeline, Scalar};
+use crate::names;
+use crate::requests::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What started a sweep; its id derives from this so a duplicate trigger names the same sweep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepTrigger {
+    /// `import`, `schedule` or `request`.
+    pub kind: String,
+    /// Import task id, schedule time, or request id.
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One hyperparameter variant of a sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Variant {
+    /// Stable id: `v<position in the full expansion>`.
+    pub id: String,
+    /// The variant's own hyperparameters (the pipeline's static ones are added at launch).
+    pub hyperparameters: BTreeMap<String, String>,
+}
+
+/// The immutable record of one sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepManifest {
+    pub sweep_id: String,
+    pub trigger: SweepTrigger,
+    /// The pipeline's configuration when the sweep started: later config edits do not change a running sweep.
+    pub pipeline: Pipeline,
+    /// The Lustre mount name, resolved once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_name: Option<String>,
+    /// The variants in launch order; variant `i` runs in lane `i % max_parallel`.
+    pub variants: Vec<Variant>,
+}
+
+/// Every variant of the pipeline's sweep: each grid point (keys in
+/// alphabetical order, the last varying fastest), then each explicit variant.
+pub fn expand(pipeline: &Pipeline) -> Vec<Variant> {
+    let sweep = &pipeline.sweep;
+    let mut points: Vec<BTreeMap<String, String>> = Vec::new();
+    if !sweep.grid.is_empty() {
+        points.push(BTreeMap::new());
+        for (name, values) in &sweep.grid {
+            points = points
+                .into_iter()
+                .flat_map(|point| {
+                    values.iter().map(move |v| {
+                        let mut p = point.clone();
+                        p.insert(name.clone(), v.to_hyperparameter());
+                        p
+                    })
+                })
+                .collect();
+        }
+    }
+    points.extend(sweep.variants.iter().map(stringify));
+    if points.is_empty() {
+        // No grid, no variants: one job with the static hyperparameters.
+        points.push(BTreeMap::new());
+    }
+    points
+        .into_iter()
+        .enumerate()
+        .map(|(i, hyperparameters)| Variant { id: format!("v{i}"), hyperparameters })
+        .collect()
+}
+
+fn stringify(map: &BTreeMap<String, Scalar>) -> BTreeMap<String, String> {
+    map.iter().map(|(k, v)| (k.clone(), v.to_hyperparameter())).collect()
+}
+
+/// A variant subset named in a start-sweep request that the sweep does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("pipeline {pipeline:?} has no variant(s) {missing:?}; its variants are v0..v{last}")]
+pub struct UnknownVariants {
+    pub pipeline: String,
+    pub missing: Vec<String>,
+    pub last: usize,
+}
+
+impl SweepManifest {
+    /// The manifest of a new sweep of `pipeline`, optionally limited to some variant ids.
+    pub fn new(
+        pipeline: &Pipeline,
+        trigger: SweepTrigger,
+        mount_name: Option<String>,
+        only: Option<&[String]>,
+    ) -> Result<SweepManifest, UnknownVariants> {
+        let all = expand(pipeline);
+        let variants = match only {
+            None => all,
+            Some(ids) => {
+                let missing: Vec<String> = ids.iter().filter(|id| !all.iter().any(|v| &v.id == *id)).cloned().collect();
+                if !missing.is_empty() {
+                    return Err(UnknownVariants { pipeline: pipeline.name.clone(), missing, last: all.len().saturating_sub(1) });
+                }
+                all.into_iter().filter(|v| ids.contains(&v.id)).collect()
+            }
+        };
+        let sweep_id = names::sweep_id(&pipeline.name, &trigger.kind, &trigger.id);
+        let mount_name = mount_name.or_else(|| pipeline.file_system.mount_name.clone());
+        Ok(SweepManifest { sweep_id, trigger, pipeline: pipeline.clone(), mount_name, variants })
+    }
+
+    pub fn max_parallel(&self) -> usize {
+        self.pipeline.sweep.max_parallel.max(1) as usize
+    }
+
+    /// Lane of the variant at `position` in the manifest.
+    pub fn lane_of(&self, position: usize) -> usize {
+        position % self.max_parallel()
+    }
+
+    pub fn position_of(&self, variant_id: &str) -> Option<usize> {
+        self.variants.iter().position(|v| v.id == variant_id)
+    }
+
+    pub fn job_name(&self, position: usize, attempt: u32) -> String {
+        names::job_name(&self.pipeline.name, &self.sweep_id, &self.variants[position].id, attempt)
+    }
+
+    /// S3 key of this manifest in the artifacts bucket.
+    pub fn key(&self) -> String {
+        manifest_key(&self.pipeline.name, &self.sweep_id)
+    }
+
+    /// The `CreateTrainingJob` input of one attempt of the variant at `position`.
+    /// Everything but the name, hyperparameters and tags is the same for every
+    /// job of the sweep, which is what lets a lane reuse a managed warm pool.
+    pub fn training_job(&self, position: usize, attempt: u32) -> Result<CreateTrainingJob, MissingMountName> {
+        let p = &self.pipeline;
+        let t = &p.training;
+        let fs = &p.file_system;
+        let variant = &self.variants[position];
+        let (fs_type, prefix) = match fs.kind {
+            FileSystemKind::FsxLustre => {
+                let mount = self.mount_name.as_deref().ok_or_else(|| MissingMountName { file_system_id: fs.id.clone() })?;
+                ("FSxLustre", format!("/{mount}"))
+            }
+            FileSystemKind::Efs => ("EFS", String::new()),
+        };
+        let access = match fs.access_mode {
+            AccessMode::ReadOnly => "ro",
+            AccessMode::ReadWrite => "rw",
+        };
+        let mut hyper_parameters = stringify(&t.hyperparameters);
+        hyper_parameters.extend(variant.hyperparameters.clone());
+        let lane = self.lane_of(position);
+        let mut tags: Vec<Tag> = t.tags.iter().map(|(k, v)| Tag { key: k.clone(), value: v.clone() }).collect();
+        for (key, value) in [
+            (names::TAG_PIPELINE, p.name.clone()),
+            (names::TAG_SWEEP, self.sweep_id.clone()),
+            (names::TAG_VARIANT, variant.id.clone()),
+            (names::TAG_LANE, lane.to_string()),
+            (names::TAG_ATTEMPT, attempt.to_string()),
+        ] {
+            tags.push(Tag { key: key.to_owned(), value });
+        }
+        Ok(CreateTrainingJob {
+            training_job_name: self.job_name(position, attempt),
+            role_arn: t.role_arn.clone(),
+            algorithm_specification: AlgorithmSpecification {
+                training_image: t.image.clone(),
+                algorithm_name: t.algorithm_name.clone(),
+                // File systems are mounted, not copied: SageMaker requires File mode for them.
+                training_input_mode: "File".to_owned(),
+                metric_definitions: t.metric_definitions.iter().map(|m| MetricDefinition { name: m.name.clone(), regex: m.regex.clone() }).collect(),
+            },
+            hyper_parameters,
+            input_data_config: t
+                .channels
+                .iter()
+                .map(|c| InputChannel {
+                    channel_name: c.name.clone(),
+                    data_source: DataSource {
+                        file_system_data_source: FileSystemDataSource {
+                            file_system_id: fs.id.clone(),
+                            file_system_type: fs_type.to_owned(),
+                            file_system_access_mode: access.to_owned(),
+                            directory_path: format!("{prefix}{}", c.directory),
+                        },
+                    },
+                    content_type: c.content_type.clone(),
+                })
+                .collect(),
+            output_data_config: OutputDataConfig { s3_output_path: t.output_path.clone() },
+            resource_config: ResourceConfig {
+                instance_type: t.instance_type.clone(),
+                instance_count: t.instance_count,
+                volume_size_in_gb: t.volume_size_gb,
+                keep_alive_period_in_seconds: t.keep_alive_seconds,
+            },
+            vpc_config: VpcConfig { security_group_ids: p.vpc.security_groups.clone(), subnets: p.vpc.subnets.clone() },
+            stopping_condition: StoppingCondition {
+                max_runtime_in_seconds: t.max_runtime_seconds,
+                max_wait_time_in_seconds: t.spot.as_ref().map(|s| s.max_wait_seconds),
+            },
+            enable_managed_spot_training: t.spot.is_some(),
+            environment: t.environment.clone(),
+            tags,
+        })
+    }
+}
+
+/// S3 key of a sweep's manifest in the artifacts bucket.
+pub fn manifest_key(pipeline: &str, sweep_id: &str) -> String {
+    format!("sweeps/{pipeline}/{sweep_id}/manifest.json")
+}
+
+/// A Lustre `DirectoryPath` needs the mount name, and neither the config nor FSx gave it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the mount name of FSx for Lustre file system {file_system_id} is unknown: set file_system.mount_name, or allow fsx:DescribeFileSystems so retrain can look it up")]
+pub struct MissingMountName {
+    pub file_system_id: String,
+}

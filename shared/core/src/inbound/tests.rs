@@ -1,1 +1,137 @@
+use super::*;
+use proptest::prelude::*;
 
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn objects(d: &Decoded) -> Vec<String> {
+    d.items
+        .iter()
+        .filter_map(|i| match &i.event {
+            Inbound::ObjectCreated(o) => Some(format!("{}/{}", o.object.bucket, o.object.key)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn s3_notification_keys_are_url_decoded() {
+    let d = decode(&fixture("s3-put.json"));
+    assert_eq!(objects(&d), vec!["example-training-data/datasets/churn/new batch/part=1.csv"]);
+    assert!(d.skipped.is_empty());
+}
+
+#[test]
+fn the_s3_test_event_is_skipped_with_a_reason() {
+    let d = decode(&fixture("s3-test-event.json"));
+    assert!(d.items.is_empty());
+    assert_eq!(d.skipped.len(), 1);
+    assert!(d.skipped[0].reason.contains("s3:TestEvent"));
+    assert!(!d.skipped[0].malformed);
+}
+
+#[test]
+fn a_mixed_sqs_batch_keeps_good_items_and_reports_bad_ones_by_message_id() {
+    let d = decode(&fixture("sqs-s3-put.json"));
+    assert_eq!(objects(&d).len(), 2);
+    assert!(d.items.iter().all(|i| i.message_id.is_some()));
+    let malformed: Vec<&Skip> = d.skipped.iter().filter(|s| s.malformed).collect();
+    assert_eq!(malformed.len(), 1, "{:#?}", d.skipped);
+    assert!(malformed[0].message_id.is_some());
+    assert!(malformed[0].reason.contains("not JSON"));
+    assert_eq!(d.skipped.iter().filter(|s| s.reason.contains("s3:TestEvent")).count(), 1);
+}
+
+#[test]
+fn eventbridge_object_created_keys_are_taken_as_they_are() {
+    let direct = decode(&fixture("eventbridge-s3-object-created.json"));
+    assert_eq!(objects(&direct), vec!["example-training-data/datasets/churn/new batch/part=1.csv"]);
+    let via_sqs = decode(&fixture("sqs-eventbridge-s3-object-created.json"));
+    assert_eq!(objects(&via_sqs), objects(&direct));
+    assert!(via_sqs.items[0].message_id.is_some());
+}
+
+#[test]
+fn sagemaker_state_changes_decode_tags_as_a_map() {
+    let d = decode(&fixture("sagemaker-training-job-state-change-failed-capacity.json"));
+    let Some(Inbound::TrainingJobStateChange(c)) = d.items.first().map(|i| &i.event) else { panic!("{d:#?}") };
+    assert_eq!(c.status, "Failed");
+    assert!(c.failure_reason.as_deref().is_some_and(|r| r.starts_with("CapacityError")));
+    assert_eq!(c.tags.get("retrain:variant").map(String::as_str), Some("v1"));
+}
+
+#[test]
+fn scheduled_events_carry_their_time() {
+    let d = decode(&fixture("scheduled-event.json"));
+    let Some(Inbound::Scheduled(s)) = d.items.first().map(|i| &i.event) else { panic!("{d:#?}") };
+    assert!(!s.time.is_empty());
+    assert_eq!(s.resources.len(), 1);
+}
+
+#[test]
+fn retrain_messages_decode_directly_and_from_eventbridge() {
+    let d = decode(&serde_json::json!({"kind": "start-sweep", "pipeline": "churn"}));
+    assert!(matches!(d.items[0].event, Inbound::Message(Message::StartSweep(_))));
+    let eb = serde_json::json!({
+        "version": "0", "id": "e1", "detail-type": "DataImportCompleted", "source": "retrain",
+        "account": "123456789012", "time": "2026-11-25T10:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": {"file_system_id": "fs-12345678", "task_id": "task-1", "pipelines": ["churn"], "settled": ["churn"]}
+    });
+    let d = decode(&eb);
+    assert!(matches!(d.items[0].event, Inbound::Message(Message::DataImportCompleted(_))), "{d:#?}");
+}
+
+#[test]
+fn removals_unknown_sources_and_garbage_are_skipped() {
+    let removed = serde_json::json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectRemoved:Delete",
+        "eventTime": "2026-11-25T10:00:00.000Z", "userIdentity": {}, "requestParameters": {}, "responseElements": {},
+        "s3": {"bucket": {"name": "b1b"}, "object": {"key": "k"}}}]});
+    let d = decode(&removed);
+    assert!(d.items.is_empty() && d.skipped[0].reason.contains("not an object creation"));
+    assert!(decode(&serde_json::json!([1, 2])).skipped[0].malformed);
+    assert!(decode(&serde_json::json!({"Records": [{"eventSource": "aws:kinesis"}]})).skipped[0].reason.contains("aws:kinesis"));
+    assert!(decode_bytes(b"{\"Records\": [").skipped[0].reason.contains("not JSON"));
+}
+
+#[test]
+fn bad_percent_encoding_is_a_reported_skip() {
+    assert!(decode_s3_key("a%FF%FEb").is_err());
+    assert_eq!(decode_s3_key("a+b%3Dc%2Bd").as_deref(), Ok("a b=c+d"));
+}
+
+fn arbitrary_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| Value::from(n)),
+        prop_oneof!["Records", "eventSource", "aws:sqs", "aws:s3", "body", "detail-type", "kind", "s3:TestEvent", "\\PC{0,12}"].prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 64, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            proptest::collection::btree_map(
+                prop_oneof!["Records", "eventSource", "body", "messageId", "detail-type", "source", "detail", "kind", "Event", "s3", "\\PC{0,8}"],
+                inner,
+                0..6
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn decoding_arbitrary_json_never_panics(v in arbitrary_json()) {
+        let d = decode(&v);
+        // Every input is accounted for: something decoded or a reason given.
+        prop_assert!(!d.items.is_empty() || !d.skipped.is_empty() || v.get("Records").and_then(Value::as_array).is_some_and(Vec::is_empty));
+    }
+
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let _ = decode_bytes(&bytes);
+    }
+}

@@ -1,1 +1,175 @@
+use super::*;
+use crate::config::parse;
+use crate::sweep::{SweepManifest, SweepTrigger};
+use proptest::prelude::*;
 
+const EXAMPLE: &str = include_str!("../../../../examples/pipelines.yaml");
+
+/// The example's churn pipeline: a 3 × 2 grid, max_parallel 2, one retry.
+fn manifest() -> SweepManifest {
+    let config = parse(EXAMPLE).expect("valid example");
+    let trigger = SweepTrigger { kind: "request".into(), id: "r1".into(), reason: None };
+    SweepManifest::new(&config.pipelines[0], trigger, None, None).expect("manifest")
+}
+
+fn job(m: &SweepManifest, position: usize, attempt: u32, status: JobStatus) -> JobObservation {
+    JobObservation {
+        variant_id: m.variants[position].id.clone(),
+        attempt,
+        training_job_name: m.job_name(position, attempt),
+        status,
+        secondary_status: None,
+        failure_reason: None,
+        metrics: Vec::new(),
+    }
+}
+
+fn failed(m: &SweepManifest, position: usize, attempt: u32, reason: &str) -> JobObservation {
+    JobObservation { failure_reason: Some(reason.into()), ..job(m, position, attempt, JobStatus::Failed) }
+}
+
+fn completed(m: &SweepManifest, position: usize, auc: f64) -> JobObservation {
+    JobObservation { metrics: vec![("validation:auc".into(), auc)], ..job(m, position, 1, JobStatus::Completed) }
+}
+
+const CAPACITY: &str = "CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML instance type.";
+
+#[test]
+fn a_new_sweep_launches_one_variant_per_lane() {
+    let m = manifest();
+    assert_eq!(m.variants.len(), 6);
+    let d = decide(&m, &[]);
+    let firsts: Vec<(usize, usize, u32)> = d.launches.iter().map(|l| (l.position, l.lane, l.attempt)).collect();
+    assert_eq!(firsts, vec![(0, 0, 1), (1, 1, 1)]);
+    assert!(d.completed.is_none());
+}
+
+#[test]
+fn a_finished_job_hands_its_lane_to_the_next_variant() {
+    let m = manifest();
+    let d = decide(&m, &[completed(&m, 0, 0.8), job(&m, 1, 1, JobStatus::InProgress)]);
+    assert_eq!(d.launches.len(), 1);
+    assert_eq!((d.launches[0].position, d.launches[0].lane), (2, 0));
+    assert_eq!(d.running, 1);
+}
+
+#[test]
+fn a_capacity_failure_is_retried_with_the_next_attempt() {
+    let m = manifest();
+    let d = decide(&m, &[failed(&m, 0, 1, CAPACITY), job(&m, 1, 1, JobStatus::InProgress)]);
+    assert_eq!(d.launches.len(), 1);
+    let l = &d.launches[0];
+    assert_eq!((l.position, l.attempt), (0, 2));
+    let retry = l.retry_of.as_ref().expect("a retry");
+    assert_eq!(retry.training_job_name, m.job_name(0, 1));
+    assert!(retry.failure_reason.starts_with("CapacityError"));
+    assert_ne!(m.job_name(0, 2), m.job_name(0, 1));
+}
+
+#[test]
+fn retries_stop_after_max_retries() {
+    let m = manifest();
+    let d = decide(&m, &[failed(&m, 0, 1, CAPACITY), failed(&m, 0, 2, CAPACITY), job(&m, 1, 1, JobStatus::InProgress)]);
+    assert_eq!(d.launches.len(), 1);
+    assert_eq!((d.launches[0].position, d.launches[0].attempt), (2, 1), "lane 0 moves on");
+}
+
+#[test]
+fn an_algorithm_error_is_not_retried() {
+    let m = manifest();
+    let d = decide(&m, &[failed(&m, 0, 1, "AlgorithmError: ExecuteUserScriptError"), job(&m, 1, 1, JobStatus::InProgress)]);
+    assert_eq!(d.launches.len(), 1);
+    assert_eq!((d.launches[0].position, d.launches[0].attempt), (2, 1));
+    assert!(d.launches[0].retry_of.is_none());
+}
+
+#[test]
+fn the_last_terminal_job_completes_the_sweep_with_a_ranking() {
+    let m = manifest();
+    let jobs = vec![
+        completed(&m, 0, 0.81),
+        completed(&m, 1, 0.93),
+        completed(&m, 2, 0.77),
+        failed(&m, 3, 1, "AlgorithmError: boom"),
+        completed(&m, 4, 0.88),
+        JobObservation { metrics: vec![("train:auc".into(), 0.99)], ..job(&m, 5, 1, JobStatus::Completed) },
+    ];
+    let d = decide(&m, &jobs);
+    assert!(d.launches.is_empty());
+    let outcome = d.completed.expect("sweep complete");
+    let order: Vec<&str> = outcome.ranked.iter().map(|r| r.variant_id.as_str()).collect();
+    assert_eq!(order, vec!["v1", "v4", "v0", "v2"]);
+    assert_eq!(outcome.best().map(|b| b.metric), Some(Some(0.93)));
+    let unranked: Vec<&str> = outcome.unranked.iter().map(|r| r.variant_id.as_str()).collect();
+    assert_eq!(unranked, vec!["v3", "v5"], "failed and metric-less jobs are listed, not ranked");
+}
+
+#[test]
+fn minimize_ranks_lowest_first() {
+    let mut m = manifest();
+    m.pipeline.training.objective.direction = Direction::Minimize;
+    let results = vec![completed(&m, 0, 0.3), completed(&m, 1, 0.1)];
+    let ranked = rank(&m, results.iter().map(|j| result(&m, 0, j)).collect());
+    assert_eq!(ranked.ranked[0].variant_id, "v1");
+}
+
+#[test]
+fn a_running_job_keeps_the_sweep_open() {
+    let m = manifest();
+    let mut jobs: Vec<_> = (0..6).map(|p| completed(&m, p, 0.5)).collect();
+    jobs[5].status = JobStatus::InProgress;
+    assert!(decide(&m, &jobs).completed.is_none());
+}
+
+/// Drives a whole sweep through `decide`, ending jobs in arbitrary order and
+/// delivering each decision twice, and checks the lane invariants.
+fn simulate(outcomes: Vec<u8>, order: Vec<usize>, max_parallel: u32) -> Result<(), TestCaseError> {
+    let mut m = manifest();
+    m.pipeline.sweep.max_parallel = max_parallel;
+    let mut jobs: Vec<JobObservation> = Vec::new();
+    let mut created = std::collections::BTreeSet::new();
+    let mut pick = order.into_iter().cycle();
+    for _ in 0..200 {
+        let d = decide(&m, &jobs);
+        for l in d.launches.iter().chain(d.launches.iter()) {
+            let name = m.job_name(l.position, l.attempt);
+            // A duplicate create is ResourceInUse: it changes nothing.
+            if created.insert(name.clone()) {
+                jobs.push(JobObservation { training_job_name: name, ..job(&m, l.position, l.attempt, JobStatus::InProgress) });
+            }
+        }
+        let running: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].status == JobStatus::InProgress).collect();
+        prop_assert!(running.len() <= max_parallel as usize, "{} running > {}", running.len(), max_parallel);
+        if running.is_empty() {
+            prop_assert!(d.completed.is_some() || !d.launches.is_empty());
+            if d.completed.is_some() {
+                return Ok(());
+            }
+            continue;
+        }
+        let i = running[pick.next().unwrap_or(0) % running.len()];
+        let outcome = outcomes.get(i).copied().unwrap_or(0) % 3;
+        jobs[i].status = match outcome {
+            0 => JobStatus::Completed,
+            _ => JobStatus::Failed,
+        };
+        if outcome == 1 {
+            jobs[i].failure_reason = Some(CAPACITY.into());
+        } else if outcome == 2 {
+            jobs[i].failure_reason = Some("AlgorithmError: x".into());
+        }
+    }
+    prop_assert!(false, "sweep did not finish");
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn lanes_never_exceed_max_parallel_and_every_sweep_finishes(
+        outcomes in proptest::collection::vec(any::<u8>(), 30),
+        order in proptest::collection::vec(any::<usize>(), 1..10),
+        max_parallel in 1u32..5,
+    ) {
+        simulate(outcomes, order, max_parallel)?;
+    }
+}

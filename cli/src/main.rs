@@ -1,1 +1,189 @@
-fn main() {}
+//! `retrain`: validate a configuration, print its schema, and plan what the
+//! system would do with an event — without writing to AWS.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use retrain_core::config::{self, FileSystemKind};
+use retrain_core::plan::{plan, Plan, PlanContext};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "retrain",
+    version,
+    about = "Keep models fresh by training straight from FSx for Lustre or EFS."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a configuration: every error with its field path and the fix.
+    #[command(
+        after_help = "Examples:\n  retrain validate --config examples/pipelines.yaml\n  retrain validate --config pipelines.yaml --json"
+    )]
+    Validate {
+        /// The configuration file (YAML or JSON).
+        #[arg(long)]
+        config: PathBuf,
+        /// Print {"ok": bool, "errors": [...]} instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the JSON Schema of the configuration.
+    #[command(after_help = "Example:\n  retrain schema > retrain.schema.json")]
+    Schema,
+    /// Print, as JSON, the AWS calls an event would cause: {"actions": [...], "skipped": [...]}.
+    #[command(
+        after_help = "Examples:\n  retrain plan --config examples/pipelines.yaml --event events/s3-put.json\n  retrain plan --config examples/pipelines.yaml --event events/scheduled-event.json\n  echo '{\"kind\":\"start-sweep\",\"pipeline\":\"churn\"}' | retrain plan --config examples/pipelines.yaml --event -\n\nNever writes to AWS. When a Lustre pipeline has no mount_name, plan reads it with\nfsx:DescribeFileSystems (AWS_REGION / AWS_ENDPOINT_URL apply), and says so when it cannot."
+    )]
+    Plan {
+        #[arg(long)]
+        config: PathBuf,
+        /// The event file (`-` for standard input): S3/SQS/EventBridge event or a start-sweep request.
+        #[arg(long)]
+        event: PathBuf,
+        /// Event bus name shown in the events:PutEvents actions.
+        #[arg(long, default_value = "retrain")]
+        bus: String,
+        /// Never call AWS, even to look up a mount name.
+        #[arg(long)]
+        offline: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Validate { config, json } => validate(&config, json),
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&config::schema())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan {
+            config,
+            event,
+            bus,
+            offline,
+        } => {
+            let config = load(&config)?;
+            let event = read_event(&event)?;
+            let mut ctx = PlanContext {
+                event_bus: bus,
+                ..Default::default()
+            };
+            let mut result = plan(&config, &event, &ctx);
+            if !offline && needs_mount_names(&result) {
+                lookup_mount_names(&config, &mut ctx);
+                result = plan(&config, &event, &ctx);
+            }
+            println!("{}", serde_json::to_string_pretty(&result)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<config::Config> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    config::parse(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is invalid: {e}\nrun `retrain validate --config {}` for details",
+            path.display(),
+            path.display()
+        )
+    })
+}
+
+fn read_event(path: &Path) -> Result<serde_json::Value> {
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("cannot read the event from standard input")?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
+    };
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+fn validate(path: &Path, json: bool) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    match config::parse(&text) {
+        Ok(c) => {
+            if json {
+                println!("{}", serde_json::json!({"ok": true, "errors": []}));
+            } else {
+                println!("OK: {} is valid", path.display());
+                for p in &c.pipelines {
+                    let kind = match p.file_system.kind {
+                        FileSystemKind::FsxLustre => "FSx for Lustre",
+                        FileSystemKind::Efs => "EFS",
+                    };
+                    let variants = retrain_core::sweep::expand(p).len();
+                    println!(
+                        "  {:<24} {kind:<15} {:<22} {variants} variant(s), {} at a time",
+                        p.name, p.file_system.id, p.sweep.max_parallel
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            if json {
+                println!("{}", serde_json::json!({"ok": false, "errors": errors.0}));
+            } else {
+                eprintln!("{}: {} error(s)", path.display(), errors.0.len());
+                for e in &errors.0 {
+                    eprintln!("  {}\n      {}\n      fix: {}", e.path, e.message, e.fix);
+                }
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn needs_mount_names(result: &Plan) -> bool {
+    result.skipped.iter().any(|s| s.reason.contains("mount name"))
+}
+
+/// Reads the mount names the config leaves out; failures are reported on stderr and left to the plan's skips.
+fn lookup_mount_names(config: &config::Config, ctx: &mut PlanContext) {
+    let missing: Vec<String> = config
+        .pipelines
+        .iter()
+        .filter(|p| p.file_system.kind == FileSystemKind::FsxLustre && p.file_system.mount_name.is_none())
+        .map(|p| p.file_system.id.clone())
+        .collect();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("retrain: cannot look up mount names: {e}");
+            return;
+        }
+    };
+    runtime.block_on(async {
+        let clients = retrain_aws::adapters::Clients::from_env().await;
+        let fsx = retrain_aws::adapters::fsx::Fsx::new(clients.fsx);
+        for id in missing {
+            let lookup = tokio::time::timeout(std::time::Duration::from_secs(15), fsx.mount_name(&id)).await;
+            match lookup {
+                Ok(Ok(Some(name))) => {
+                    eprintln!("retrain: read mount name {name} of {id} with fsx:DescribeFileSystems");
+                    ctx.mount_names.insert(id, name);
+                }
+                Ok(Ok(None)) => eprintln!("retrain: {id} has no Lustre mount name in DescribeFileSystems; set file_system.mount_name"),
+                Ok(Err(e)) => eprintln!("retrain: cannot read the mount name of {id}: {e}"),
+                Err(_) => eprintln!("retrain: cannot read the mount name of {id}: fsx:DescribeFileSystems timed out (no AWS access?); set file_system.mount_name"),
+            }
+        }
+    });
+}

@@ -136,7 +136,10 @@ impl DomainEvent {
 
     /// The event's `detail` object.
     pub fn detail(&self) -> serde_json::Value {
-        serde_json::to_value(self).ok().and_then(|mut v| v.get_mut("detail").map(serde_json::Value::take)).unwrap_or_default()
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|mut v| v.get_mut("detail").map(serde_json::Value::take))
+            .unwrap_or_default()
     }
 
     /// The `PutEvents` entry that publishes it on `bus`.

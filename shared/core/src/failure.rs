@@ -79,14 +79,54 @@ use Matcher::*;
 /// likewise treats `CapacityError` failures, and spot jobs stopped after
 /// `MaxWaitTimeExceeded`, as insufficient capacity.
 pub const RULES: &[Rule] = &[
-    Rule { status: JobStatus::Failed, matcher: ReasonPrefix("CapacityError"), class: Transient, why: "no instances of the type were available" },
-    Rule { status: JobStatus::Failed, matcher: ReasonPrefix("InternalServerError"), class: Transient, why: "a SageMaker service fault" },
-    Rule { status: JobStatus::Failed, matcher: ReasonContains("ThrottlingException"), class: Transient, why: "SageMaker throttled a call of the job" },
-    Rule { status: JobStatus::Failed, matcher: ReasonContains("ResourceLimitExceeded"), class: Transient, why: "an account quota was full" },
-    Rule { status: JobStatus::Failed, matcher: ReasonPrefix("AlgorithmError"), class: Permanent, why: "the training code failed" },
-    Rule { status: JobStatus::Failed, matcher: ReasonPrefix("ClientError"), class: Permanent, why: "the job's input or configuration is wrong" },
-    Rule { status: JobStatus::Stopped, matcher: Secondary("MaxWaitTimeExceeded"), class: Transient, why: "spot capacity did not come in time" },
-    Rule { status: JobStatus::Stopped, matcher: Secondary("MaxRuntimeExceeded"), class: Permanent, why: "the job ran out of max_runtime_seconds" },
+    Rule {
+        status: JobStatus::Failed,
+        matcher: ReasonPrefix("CapacityError"),
+        class: Transient,
+        why: "no instances of the type were available",
+    },
+    Rule {
+        status: JobStatus::Failed,
+        matcher: ReasonPrefix("InternalServerError"),
+        class: Transient,
+        why: "a SageMaker service fault",
+    },
+    Rule {
+        status: JobStatus::Failed,
+        matcher: ReasonContains("ThrottlingException"),
+        class: Transient,
+        why: "SageMaker throttled a call of the job",
+    },
+    Rule {
+        status: JobStatus::Failed,
+        matcher: ReasonContains("ResourceLimitExceeded"),
+        class: Transient,
+        why: "an account quota was full",
+    },
+    Rule {
+        status: JobStatus::Failed,
+        matcher: ReasonPrefix("AlgorithmError"),
+        class: Permanent,
+        why: "the training code failed",
+    },
+    Rule {
+        status: JobStatus::Failed,
+        matcher: ReasonPrefix("ClientError"),
+        class: Permanent,
+        why: "the job's input or configuration is wrong",
+    },
+    Rule {
+        status: JobStatus::Stopped,
+        matcher: Secondary("MaxWaitTimeExceeded"),
+        class: Transient,
+        why: "spot capacity did not come in time",
+    },
+    Rule {
+        status: JobStatus::Stopped,
+        matcher: Secondary("MaxRuntimeExceeded"),
+        class: Permanent,
+        why: "the job ran out of max_runtime_seconds",
+    },
 ];
 
 /// Classifies a failed or stopped job. Unknown reasons are permanent: a retry
@@ -128,14 +168,31 @@ mod tests {
 
     #[test]
     fn algorithm_and_client_errors_are_permanent() {
-        assert_eq!(classify(JobStatus::Failed, None, Some("AlgorithmError: ExecuteUserScriptError")).0, Permanent);
-        assert_eq!(classify(JobStatus::Failed, None, Some("ClientError: Data download failed")).0, Permanent);
+        assert_eq!(
+            classify(JobStatus::Failed, None, Some("AlgorithmError: ExecuteUserScriptError")).0,
+            Permanent
+        );
+        assert_eq!(
+            classify(JobStatus::Failed, None, Some("ClientError: Data download failed")).0,
+            Permanent
+        );
     }
 
     #[test]
     fn internal_errors_and_throttling_are_transient() {
-        assert_eq!(classify(JobStatus::Failed, None, Some("InternalServerError: We encountered an internal error.")).0, Transient);
-        assert_eq!(classify(JobStatus::Failed, None, Some("An error occurred (ThrottlingException)")).0, Transient);
+        assert_eq!(
+            classify(
+                JobStatus::Failed,
+                None,
+                Some("InternalServerError: We encountered an internal error.")
+            )
+            .0,
+            Transient
+        );
+        assert_eq!(
+            classify(JobStatus::Failed, None, Some("An error occurred (ThrottlingException)")).0,
+            Transient
+        );
     }
 
     #[test]

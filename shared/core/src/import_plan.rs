@@ -78,7 +78,10 @@ pub fn pending_entries(config: &Config, objects: &[ObjectRef]) -> (Vec<PendingEn
     let mut unmatched = Vec::new();
     for object in objects {
         let matching: Vec<&Pipeline> = config.pipelines.iter().filter(|p| watches(p, object)).collect();
-        let lustre: Vec<&&Pipeline> = matching.iter().filter(|p| p.file_system.kind == FileSystemKind::FsxLustre).collect();
+        let lustre: Vec<&&Pipeline> = matching
+            .iter()
+            .filter(|p| p.file_system.kind == FileSystemKind::FsxLustre)
+            .collect();
         if lustre.is_empty() {
             let reason = if matching.is_empty() {
                 Unmatched::NoPipeline
@@ -102,7 +105,12 @@ pub fn pending_entries(config: &Config, objects: &[ObjectRef]) -> (Vec<PendingEn
             parts.extend(objects.iter().map(|o| format!("{}/{}", o.bucket, o.key)));
             let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
             let id = names::digest(&refs)[..32].to_owned();
-            PendingEntry { id, file_system_id: fs.to_owned(), pipelines, objects }
+            PendingEntry {
+                id,
+                file_system_id: fs.to_owned(),
+                pipelines,
+                objects,
+            }
         })
         .collect();
     (entries, unmatched)
@@ -147,7 +155,12 @@ pub fn import_task(
             format: Some("REPORT_CSV_20191124".to_owned()),
             scope: Some("FAILED_FILES_ONLY".to_owned()),
         },
-        None => TaskReport { enabled: false, path: None, format: None, scope: None },
+        None => TaskReport {
+            enabled: false,
+            path: None,
+            format: None,
+            scope: None,
+        },
     };
     CreateDataRepositoryTask {
         task_type: "IMPORT_METADATA_FROM_REPOSITORY".to_owned(),

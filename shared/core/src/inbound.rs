@@ -92,11 +92,19 @@ pub struct Decoded {
 
 impl Decoded {
     fn skip(&mut self, item: String, message_id: Option<&str>, reason: String, malformed: bool) {
-        self.skipped.push(Skip { item, reason, message_id: message_id.map(str::to_owned), malformed });
+        self.skipped.push(Skip {
+            item,
+            reason,
+            message_id: message_id.map(str::to_owned),
+            malformed,
+        });
     }
 
     fn push(&mut self, message_id: Option<&str>, event: Inbound) {
-        self.items.push(Item { message_id: message_id.map(str::to_owned), event });
+        self.items.push(Item {
+            message_id: message_id.map(str::to_owned),
+            event,
+        });
     }
 }
 
@@ -121,7 +129,12 @@ pub fn decode_bytes(bytes: &[u8]) -> Decoded {
 
 fn decode_into(payload: &Value, at: &str, message_id: Option<&str>, out: &mut Decoded) {
     let Some(obj) = payload.as_object() else {
-        out.skip(at.to_owned(), message_id, format!("expected a JSON object, found {}", json_kind(payload)), true);
+        out.skip(
+            at.to_owned(),
+            message_id,
+            format!("expected a JSON object, found {}", json_kind(payload)),
+            true,
+        );
         return;
     };
     if let Some(records) = obj.get("Records") {
@@ -199,18 +212,31 @@ fn decode_s3_record(record: &Value, at: &str, message_id: Option<&str>, out: &mu
     };
     let name = r.event_name.as_deref().unwrap_or("");
     let (Some(bucket), Some(raw_key)) = (r.s3.bucket.name.as_deref(), r.s3.object.key.as_deref()) else {
-        out.skip(at.to_owned(), message_id, "S3 record without bucket name or object key".to_owned(), true);
+        out.skip(
+            at.to_owned(),
+            message_id,
+            "S3 record without bucket name or object key".to_owned(),
+            true,
+        );
         return;
     };
     if !name.starts_with("ObjectCreated:") {
-        out.skip(format!("s3://{bucket}/{raw_key}"), message_id, format!("{name} is not an object creation"), false);
+        out.skip(
+            format!("s3://{bucket}/{raw_key}"),
+            message_id,
+            format!("{name} is not an object creation"),
+            false,
+        );
         return;
     }
     match decode_s3_key(raw_key) {
         Ok(key) => out.push(
             message_id,
             Inbound::ObjectCreated(ObjectCreated {
-                object: ObjectRef { bucket: bucket.to_owned(), key },
+                object: ObjectRef {
+                    bucket: bucket.to_owned(),
+                    key,
+                },
                 size: r.s3.object.size,
                 sequencer: r.s3.object.sequencer.clone(),
             }),
@@ -247,9 +273,18 @@ fn decode_eventbridge(payload: &Value, at: &str, message_id: Option<&str>, out: 
             Err(reason) => out.skip(label, message_id, reason, true),
         },
         ("aws.events" | "aws.scheduler", "Scheduled Event") => {
-            let time = event.time.map(|t| t.to_rfc3339()).or_else(|| payload.get("time").and_then(Value::as_str).map(str::to_owned));
+            let time = event
+                .time
+                .map(|t| t.to_rfc3339())
+                .or_else(|| payload.get("time").and_then(Value::as_str).map(str::to_owned));
             match time {
-                Some(time) => out.push(message_id, Inbound::Scheduled(Scheduled { time, resources: event.resources.unwrap_or_default() })),
+                Some(time) => out.push(
+                    message_id,
+                    Inbound::Scheduled(Scheduled {
+                        time,
+                        resources: event.resources.unwrap_or_default(),
+                    }),
+                ),
                 None => out.skip(label, message_id, "Scheduled Event without `time`".to_owned(), true),
             }
         }
@@ -260,19 +295,38 @@ fn decode_eventbridge(payload: &Value, at: &str, message_id: Option<&str>, out: 
             }
             match serde_json::from_value::<Message>(tagged) {
                 Ok(m) => out.push(message_id, Inbound::Message(m)),
-                Err(_) => out.skip(label, message_id, format!("retrain event {detail_type:?} does not start a step here"), false),
+                Err(_) => out.skip(
+                    label,
+                    message_id,
+                    format!("retrain event {detail_type:?} does not start a step here"),
+                    false,
+                ),
             }
         }
-        (source, detail_type) => out.skip(label, message_id, format!("EventBridge events {source:?} / {detail_type:?} are not handled"), false),
+        (source, detail_type) => out.skip(
+            label,
+            message_id,
+            format!("EventBridge events {source:?} / {detail_type:?} are not handled"),
+            false,
+        ),
     }
 }
 
 fn object_created(detail: &Value) -> Result<ObjectCreated, String> {
-    let bucket = detail.pointer("/bucket/name").and_then(Value::as_str).ok_or("Object Created without detail.bucket.name")?;
-    let raw_key = detail.pointer("/object/key").and_then(Value::as_str).ok_or("Object Created without detail.object.key")?;
+    let bucket = detail
+        .pointer("/bucket/name")
+        .and_then(Value::as_str)
+        .ok_or("Object Created without detail.bucket.name")?;
+    let raw_key = detail
+        .pointer("/object/key")
+        .and_then(Value::as_str)
+        .ok_or("Object Created without detail.object.key")?;
     Ok(ObjectCreated {
         // Unlike classic notifications, EventBridge carries the key as it is, not URL-encoded.
-        object: ObjectRef { bucket: bucket.to_owned(), key: raw_key.to_owned() },
+        object: ObjectRef {
+            bucket: bucket.to_owned(),
+            key: raw_key.to_owned(),
+        },
         size: detail.pointer("/object/size").and_then(Value::as_i64),
         sequencer: detail.pointer("/object/sequencer").and_then(Value::as_str).map(str::to_owned),
     })
@@ -285,7 +339,10 @@ fn job_state_change(detail: &Value) -> Result<JobStateChange, String> {
     let tags = match detail.get("Tags") {
         None | Some(Value::Null) => BTreeMap::new(),
         // EventBridge sends tags as a map; DescribeTrainingJob-style lists are accepted too.
-        Some(Value::Object(map)) => map.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect(),
+        Some(Value::Object(map)) => map
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+            .collect(),
         Some(Value::Array(list)) => list
             .iter()
             .filter_map(|t| Some((t.get("Key")?.as_str()?.to_owned(), t.get("Value")?.as_str()?.to_owned())))

@@ -101,7 +101,13 @@ pub fn decide(manifest: &SweepManifest, jobs: &[JobObservation]) -> Decision {
         for position in (lane..manifest.variants.len()).step_by(k) {
             let variant = &manifest.variants[position];
             let Some(job) = latest(jobs, &variant.id) else {
-                launches.push(Launch { position, variant_id: variant.id.clone(), lane, attempt: 1, retry_of: None });
+                launches.push(Launch {
+                    position,
+                    variant_id: variant.id.clone(),
+                    lane,
+                    attempt: 1,
+                    retry_of: None,
+                });
                 all_done = false;
                 break;
             };
@@ -133,9 +139,16 @@ pub fn decide(manifest: &SweepManifest, jobs: &[JobObservation]) -> Decision {
             }
         }
     }
-    let running = jobs.iter().filter(|j| matches!(j.status, JobStatus::InProgress | JobStatus::Stopping)).count();
+    let running = jobs
+        .iter()
+        .filter(|j| matches!(j.status, JobStatus::InProgress | JobStatus::Stopping))
+        .count();
     let completed = all_done.then(|| rank(manifest, finals));
-    Decision { launches, running, completed }
+    Decision {
+        launches,
+        running,
+        completed,
+    }
 }
 
 fn result(manifest: &SweepManifest, lane: usize, job: &JobObservation) -> VariantResult {
@@ -148,7 +161,11 @@ fn result(manifest: &SweepManifest, lane: usize, job: &JobObservation) -> Varian
         status: job.status,
         failure_reason: job.failure_reason.clone(),
         metric: if job.status == JobStatus::Completed {
-            job.metrics.iter().find(|(name, _)| name == objective).map(|(_, v)| *v).filter(|v| v.is_finite())
+            job.metrics
+                .iter()
+                .find(|(name, _)| name == objective)
+                .map(|(_, v)| *v)
+                .filter(|v| v.is_finite())
         } else {
             None
         },
@@ -167,7 +184,12 @@ pub fn rank(manifest: &SweepManifest, mut results: Vec<VariantResult>) -> SweepO
             Direction::Minimize => x.total_cmp(&y),
         }
     });
-    SweepOutcome { metric: objective.metric.clone(), direction: objective.direction, ranked, unranked }
+    SweepOutcome {
+        metric: objective.metric.clone(),
+        direction: objective.direction,
+        ranked,
+        unranked,
+    }
 }
 
 #[cfg(test)]

@@ -84,7 +84,9 @@ mod tests {
     fn start_sweep_request_round_trips() {
         let json = r#"{"kind":"start-sweep","pipeline":"churn","variants":["v0"],"reason":"r"}"#;
         let m: Message = serde_json::from_str(json).expect("valid");
-        let Message::StartSweep(req) = &m else { panic!("not a start-sweep: {m:?}") };
+        let Message::StartSweep(req) = &m else {
+            panic!("not a start-sweep: {m:?}")
+        };
         assert_eq!(req.pipeline, "churn");
         assert_eq!(req.variants.as_deref(), Some(&["v0".to_owned()][..]));
     }

@@ -74,7 +74,9 @@ pub fn is_instance_type(t: &str) -> bool {
     let parts: Vec<&str> = t.split('.').collect();
     parts.len() == 3
         && parts[0] == "ml"
-        && parts[1..].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+        && parts[1..]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
 }
 
 /// The training job name of one attempt of one variant of a sweep:

@@ -33,14 +33,21 @@ pub struct PlanContext {
 
 impl PlanContext {
     pub fn mount_name(&self, pipeline: &Pipeline) -> Option<String> {
-        pipeline.file_system.mount_name.clone().or_else(|| self.mount_names.get(&pipeline.file_system.id).cloned())
+        pipeline
+            .file_system
+            .mount_name
+            .clone()
+            .or_else(|| self.mount_names.get(&pipeline.file_system.id).cloned())
     }
 }
 
 /// Plans the AWS calls `payload` leads to.
 pub fn plan(config: &Config, payload: &serde_json::Value, ctx: &PlanContext) -> Plan {
     let decoded = decode(payload);
-    let mut out = Plan { actions: Vec::new(), skipped: decoded.skipped };
+    let mut out = Plan {
+        actions: Vec::new(),
+        skipped: decoded.skipped,
+    };
     let mut objects: Vec<ObjectRef> = Vec::new();
     for item in decoded.items {
         match item.event {
@@ -48,17 +55,31 @@ pub fn plan(config: &Config, payload: &serde_json::Value, ctx: &PlanContext) -> 
             Inbound::Scheduled(s) => {
                 let scheduled: Vec<&Pipeline> = config.pipelines.iter().filter(|p| p.schedule.is_some()).collect();
                 if scheduled.is_empty() {
-                    out.skipped.push(skip(format!("scheduled event {}", s.time), "no pipeline has a `schedule`".to_owned()));
+                    out.skipped.push(skip(
+                        format!("scheduled event {}", s.time),
+                        "no pipeline has a `schedule`".to_owned(),
+                    ));
                 }
                 for p in scheduled {
-                    let trigger = SweepTrigger { kind: "schedule".to_owned(), id: s.time.clone(), reason: None };
+                    let trigger = SweepTrigger {
+                        kind: "schedule".to_owned(),
+                        id: s.time.clone(),
+                        reason: None,
+                    };
                     start_sweep(&mut out, p, trigger, None, ctx);
                 }
             }
             Inbound::Message(Message::StartSweep(req)) => match config.pipeline(&req.pipeline) {
                 Some(p) => {
-                    let id = req.request_id.clone().unwrap_or_else(|| names::digest(&[&format!("{req:?}")])[..16].to_owned());
-                    let trigger = SweepTrigger { kind: "request".to_owned(), id, reason: req.reason.clone() };
+                    let id = req
+                        .request_id
+                        .clone()
+                        .unwrap_or_else(|| names::digest(&[&format!("{req:?}")])[..16].to_owned());
+                    let trigger = SweepTrigger {
+                        kind: "request".to_owned(),
+                        id,
+                        reason: req.reason.clone(),
+                    };
                     start_sweep(&mut out, p, trigger, req.variants.as_deref(), ctx);
                 }
                 None => out.skipped.push(unknown_pipeline(config, &req.pipeline)),
@@ -67,7 +88,11 @@ pub fn plan(config: &Config, payload: &serde_json::Value, ctx: &PlanContext) -> 
                 for name in &done.settled {
                     match config.pipeline(name) {
                         Some(p) => {
-                            let trigger = SweepTrigger { kind: "import".to_owned(), id: done.task_id.clone(), reason: None };
+                            let trigger = SweepTrigger {
+                                kind: "import".to_owned(),
+                                id: done.task_id.clone(),
+                                reason: None,
+                            };
                             start_sweep(&mut out, p, trigger, None, ctx);
                         }
                         None => out.skipped.push(unknown_pipeline(config, name)),
@@ -90,12 +115,20 @@ pub fn plan(config: &Config, payload: &serde_json::Value, ctx: &PlanContext) -> 
 }
 
 fn skip(item: String, reason: String) -> Skip {
-    Skip { item, reason, message_id: None, malformed: false }
+    Skip {
+        item,
+        reason,
+        message_id: None,
+        malformed: false,
+    }
 }
 
 fn unknown_pipeline(config: &Config, name: &str) -> Skip {
     let known: Vec<&str> = config.pipelines.iter().map(|p| p.name.as_str()).collect();
-    skip(format!("pipeline {name:?}"), format!("no pipeline named {name:?} in the config (known: {})", known.join(", ")))
+    skip(
+        format!("pipeline {name:?}"),
+        format!("no pipeline named {name:?} in the config (known: {})", known.join(", ")),
+    )
 }
 
 fn plan_imports(out: &mut Plan, config: &Config, objects: &[ObjectRef]) {
@@ -103,7 +136,10 @@ fn plan_imports(out: &mut Plan, config: &Config, objects: &[ObjectRef]) {
     for (object, why) in unmatched {
         let reason = match why {
             Unmatched::NoPipeline => "no pipeline's trigger (bucket, prefixes, suffix) matches this key".to_owned(),
-            Unmatched::OnlyEfs(names) => format!("only EFS pipelines ({}) match: EFS needs no import; start their sweeps by schedule or request", names.join(", ")),
+            Unmatched::OnlyEfs(names) => format!(
+                "only EFS pipelines ({}) match: EFS needs no import; start their sweeps by schedule or request",
+                names.join(", ")
+            ),
         };
         out.skipped.push(skip(object.uri().to_string(), reason));
     }
@@ -155,12 +191,15 @@ fn start_sweep(out: &mut Plan, p: &Pipeline, trigger: SweepTrigger, only: Option
                 out.actions.push(Action::CreateTrainingJob(Box::new(job)));
             }
             Err(e) => {
-                out.skipped.push(skip(format!("pipeline {:?} variant {}", p.name, launch.variant_id), e.to_string()));
+                out.skipped
+                    .push(skip(format!("pipeline {:?} variant {}", p.name, launch.variant_id), e.to_string()));
                 return;
             }
         }
     }
-    out.actions.push(Action::PutEvents { entries: events.iter().map(|e| e.entry(&ctx.event_bus)).collect() });
+    out.actions.push(Action::PutEvents {
+        entries: events.iter().map(|e| e.entry(&ctx.event_bus)).collect(),
+    });
 }
 
 pub fn file_system_type(p: &Pipeline) -> &'static str {
@@ -175,8 +214,12 @@ pub fn file_system_type(p: &Pipeline) -> &'static str {
 fn plan_job_change(out: &mut Plan, config: &Config, change: &JobStateChange, ctx: &PlanContext) {
     let label = format!("training job {}", change.training_job_name);
     let tag = |k: &str| change.tags.get(k).cloned();
-    let (Some(pipeline), Some(sweep_id), Some(variant_id)) = (tag(names::TAG_PIPELINE), tag(names::TAG_SWEEP), tag(names::TAG_VARIANT)) else {
-        out.skipped.push(skip(label, "not a retrain job: it lacks the retrain:pipeline/sweep/variant tags".to_owned()));
+    let (Some(pipeline), Some(sweep_id), Some(variant_id)) = (tag(names::TAG_PIPELINE), tag(names::TAG_SWEEP), tag(names::TAG_VARIANT))
+    else {
+        out.skipped.push(skip(
+            label,
+            "not a retrain job: it lacks the retrain:pipeline/sweep/variant tags".to_owned(),
+        ));
         return;
     };
     let Some(p) = config.pipeline(&pipeline) else {
@@ -184,10 +227,20 @@ fn plan_job_change(out: &mut Plan, config: &Config, change: &JobStateChange, ctx
         return;
     };
     let Some(status) = JobStatus::parse(&change.status) else {
-        out.skipped.push(skip(label, format!("unknown TrainingJobStatus {:?}", change.status)));
+        out.skipped
+            .push(skip(label, format!("unknown TrainingJobStatus {:?}", change.status)));
         return;
     };
-    let manifest = match SweepManifest::new(p, SweepTrigger { kind: "unknown".to_owned(), id: sweep_id.clone(), reason: None }, ctx.mount_name(p), None) {
+    let manifest = match SweepManifest::new(
+        p,
+        SweepTrigger {
+            kind: "unknown".to_owned(),
+            id: sweep_id.clone(),
+            reason: None,
+        },
+        ctx.mount_name(p),
+        None,
+    ) {
         Ok(m) => SweepManifest { sweep_id, ..m },
         Err(e) => {
             out.skipped.push(skip(label, e.to_string()));
@@ -195,7 +248,10 @@ fn plan_job_change(out: &mut Plan, config: &Config, change: &JobStateChange, ctx
         }
     };
     let Some(position) = manifest.position_of(&variant_id) else {
-        out.skipped.push(skip(label, format!("variant {variant_id} is not in pipeline {pipeline}'s current sweep")));
+        out.skipped.push(skip(
+            label,
+            format!("variant {variant_id} is not in pipeline {pipeline}'s current sweep"),
+        ));
         return;
     };
     let attempt = tag(names::TAG_ATTEMPT).and_then(|a| a.parse().ok()).unwrap_or(1);
@@ -224,7 +280,10 @@ fn plan_job_change(out: &mut Plan, config: &Config, change: &JobStateChange, ctx
     let decision = decide(&manifest, &jobs);
     let next: Vec<_> = decision.launches.into_iter().filter(|l| l.lane == lane).collect();
     if next.is_empty() {
-        out.skipped.push(skip(label.clone(), format!("lane {lane} has nothing to launch ({})", change.status)));
+        out.skipped.push(skip(
+            label.clone(),
+            format!("lane {lane} has nothing to launch ({})", change.status),
+        ));
     }
     for launch in next {
         match manifest.training_job(launch.position, launch.attempt) {

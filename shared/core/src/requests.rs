@@ -156,5 +156,8 @@ pub enum Action {
     #[serde(rename = "sagemaker:CreateTrainingJob")]
     CreateTrainingJob(Box<CreateTrainingJob>),
     #[serde(rename = "events:PutEvents")]
-    PutEvents { #[serde(rename = "Entries")] entries: Vec<PutEventsEntry> },
+    PutEvents {
+        #[serde(rename = "Entries")]
+        entries: Vec<PutEventsEntry>,
+    },
 }

@@ -15,11 +15,17 @@ impl S3Uri {
     pub fn parse(uri: &str) -> Option<S3Uri> {
         let rest = uri.strip_prefix("s3://")?;
         let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-        is_bucket_name(bucket).then(|| S3Uri { bucket: bucket.to_owned(), key: key.to_owned() })
+        is_bucket_name(bucket).then(|| S3Uri {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        })
     }
 
     pub fn new(bucket: &str, key: &str) -> S3Uri {
-        S3Uri { bucket: bucket.to_owned(), key: key.to_owned() }
+        S3Uri {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        }
     }
 
     /// Whether every object under `other` is also under `self` (prefix match on the key).
@@ -39,7 +45,9 @@ impl fmt::Display for S3Uri {
 pub fn is_bucket_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     (3..=63).contains(&bytes.len())
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-')
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
         && !name.contains("..")

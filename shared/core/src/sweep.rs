@@ -69,7 +69,10 @@ pub fn expand(pipeline: &Pipeline) -> Vec<Variant> {
     points
         .into_iter()
         .enumerate()
-        .map(|(i, hyperparameters)| Variant { id: format!("v{i}"), hyperparameters })
+        .map(|(i, hyperparameters)| Variant {
+            id: format!("v{i}"),
+            hyperparameters,
+        })
         .collect()
 }
 
@@ -100,14 +103,24 @@ impl SweepManifest {
             Some(ids) => {
                 let missing: Vec<String> = ids.iter().filter(|id| !all.iter().any(|v| &v.id == *id)).cloned().collect();
                 if !missing.is_empty() {
-                    return Err(UnknownVariants { pipeline: pipeline.name.clone(), missing, last: all.len().saturating_sub(1) });
+                    return Err(UnknownVariants {
+                        pipeline: pipeline.name.clone(),
+                        missing,
+                        last: all.len().saturating_sub(1),
+                    });
                 }
                 all.into_iter().filter(|v| ids.contains(&v.id)).collect()
             }
         };
         let sweep_id = names::sweep_id(&pipeline.name, &trigger.kind, &trigger.id);
         let mount_name = mount_name.or_else(|| pipeline.file_system.mount_name.clone());
-        Ok(SweepManifest { sweep_id, trigger, pipeline: pipeline.clone(), mount_name, variants })
+        Ok(SweepManifest {
+            sweep_id,
+            trigger,
+            pipeline: pipeline.clone(),
+            mount_name,
+            variants,
+        })
     }
 
     pub fn max_parallel(&self) -> usize {
@@ -142,7 +155,9 @@ impl SweepManifest {
         let variant = &self.variants[position];
         let (fs_type, prefix) = match fs.kind {
             FileSystemKind::FsxLustre => {
-                let mount = self.mount_name.as_deref().ok_or_else(|| MissingMountName { file_system_id: fs.id.clone() })?;
+                let mount = self.mount_name.as_deref().ok_or_else(|| MissingMountName {
+                    file_system_id: fs.id.clone(),
+                })?;
                 ("FSxLustre", format!("/{mount}"))
             }
             FileSystemKind::Efs => ("EFS", String::new()),
@@ -154,7 +169,14 @@ impl SweepManifest {
         let mut hyper_parameters = stringify(&t.hyperparameters);
         hyper_parameters.extend(variant.hyperparameters.clone());
         let lane = self.lane_of(position);
-        let mut tags: Vec<Tag> = t.tags.iter().map(|(k, v)| Tag { key: k.clone(), value: v.clone() }).collect();
+        let mut tags: Vec<Tag> = t
+            .tags
+            .iter()
+            .map(|(k, v)| Tag {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect();
         for (key, value) in [
             (names::TAG_PIPELINE, p.name.clone()),
             (names::TAG_SWEEP, self.sweep_id.clone()),
@@ -162,7 +184,10 @@ impl SweepManifest {
             (names::TAG_LANE, lane.to_string()),
             (names::TAG_ATTEMPT, attempt.to_string()),
         ] {
-            tags.push(Tag { key: key.to_owned(), value });
+            tags.push(Tag {
+                key: key.to_owned(),
+                value,
+            });
         }
         Ok(CreateTrainingJob {
             training_job_name: self.job_name(position, attempt),
@@ -172,7 +197,14 @@ impl SweepManifest {
                 algorithm_name: t.algorithm_name.clone(),
                 // File systems are mounted, not copied: SageMaker requires File mode for them.
                 training_input_mode: "File".to_owned(),
-                metric_definitions: t.metric_definitions.iter().map(|m| MetricDefinition { name: m.name.clone(), regex: m.regex.clone() }).collect(),
+                metric_definitions: t
+                    .metric_definitions
+                    .iter()
+                    .map(|m| MetricDefinition {
+                        name: m.name.clone(),
+                        regex: m.regex.clone(),
+                    })
+                    .collect(),
             },
             hyper_parameters,
             input_data_config: t
@@ -191,14 +223,19 @@ impl SweepManifest {
                     content_type: c.content_type.clone(),
                 })
                 .collect(),
-            output_data_config: OutputDataConfig { s3_output_path: t.output_path.clone() },
+            output_data_config: OutputDataConfig {
+                s3_output_path: t.output_path.clone(),
+            },
             resource_config: ResourceConfig {
                 instance_type: t.instance_type.clone(),
                 instance_count: t.instance_count,
                 volume_size_in_gb: t.volume_size_gb,
                 keep_alive_period_in_seconds: t.keep_alive_seconds,
             },
-            vpc_config: VpcConfig { security_group_ids: p.vpc.security_groups.clone(), subnets: p.vpc.subnets.clone() },
+            vpc_config: VpcConfig {
+                security_group_ids: p.vpc.security_groups.clone(),
+                subnets: p.vpc.subnets.clone(),
+            },
             stopping_condition: StoppingCondition {
                 max_runtime_in_seconds: t.max_runtime_seconds,
                 max_wait_time_in_seconds: t.spot.as_ref().map(|s| s.max_wait_seconds),

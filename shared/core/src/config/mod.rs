@@ -21,7 +21,11 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn new(path: &str, message: String, fix: String) -> Self {
-        let path = if path.is_empty() { "(document)".to_owned() } else { path.to_owned() };
+        let path = if path.is_empty() {
+            "(document)".to_owned()
+        } else {
+            path.to_owned()
+        };
         ConfigError { path, message, fix }
     }
 }
@@ -45,24 +49,32 @@ pub fn schema() -> serde_json::Value {
 /// Parses and validates a YAML (or JSON) configuration document, reporting every error at once.
 pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
     let doc: serde_json::Value = serde_yaml::from_str(text).map_err(|e| {
-        let at = e.location().map(|l| format!(" at line {}, column {}", l.line(), l.column())).unwrap_or_default();
+        let at = e
+            .location()
+            .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
+            .unwrap_or_default();
         ConfigErrors(vec![ConfigError::new(
             "",
             format!("not valid YAML{at}: {e}"),
             "fix the YAML syntax (indentation, quotes, colons)".to_owned(),
         )])
     })?;
-    let shape_errors = shape::check(&schema(), &doc);
-    if !shape_errors.is_empty() {
-        return Err(ConfigErrors(shape_errors));
+    let mut errors = shape::check(&schema(), &doc);
+    let pruned = shape::without_unknown_fields(&doc, &errors);
+    match serde_json::from_value::<Config>(pruned) {
+        Ok(config) => {
+            errors.extend(validate::validate(&config));
+            if errors.is_empty() {
+                return Ok(config);
+            }
+        }
+        // Structural errors already explain why the document does not deserialize.
+        Err(_) if !errors.is_empty() => {}
+        Err(e) => errors.push(ConfigError::new(
+            "",
+            e.to_string(),
+            "check the field against `retrain schema`".to_owned(),
+        )),
     }
-    let config: Config = serde_json::from_value(doc).map_err(|e| {
-        ConfigErrors(vec![ConfigError::new("", e.to_string(), "check the field against `retrain schema`".to_owned())])
-    })?;
-    let errors = validate::validate(&config);
-    if errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigErrors(errors))
-    }
+    Err(ConfigErrors(errors))
 }

@@ -12,6 +12,40 @@ pub fn check(schema: &Value, doc: &Value) -> Vec<ConfigError> {
     errors
 }
 
+/// `doc` without the fields `check` reported as unknown, so the rest can
+/// still be checked for meaning in the same run.
+pub fn without_unknown_fields(doc: &Value, errors: &[ConfigError]) -> Value {
+    let mut pruned = doc.clone();
+    for e in errors.iter().filter(|e| e.message.starts_with("unknown field")) {
+        let mut segments = pointer_segments(&e.path);
+        let Some(last) = segments.pop() else { continue };
+        let parent = if segments.is_empty() {
+            String::new()
+        } else {
+            format!("/{}", segments.join("/"))
+        };
+        if let Some(Value::Object(map)) = pruned.pointer_mut(&parent) {
+            map.remove(&last);
+        }
+    }
+    pruned
+}
+
+/// `pipelines[0].sweep.grid` → `["pipelines", "0", "sweep", "grid"]`.
+fn pointer_segments(path: &str) -> Vec<String> {
+    path.split('.')
+        .flat_map(|part| {
+            let mut pieces = part.split('[');
+            let head = pieces.next().unwrap_or_default().to_owned();
+            std::iter::once(head)
+                .chain(pieces.map(|p| p.trim_end_matches(']').to_owned()))
+                .collect::<Vec<_>>()
+        })
+        .filter(|s| !s.is_empty())
+        .map(|s| s.replace('~', "~0").replace('/', "~1"))
+        .collect()
+}
+
 struct Walker<'a> {
     root: &'a Value,
 }
@@ -37,11 +71,7 @@ impl<'a> Walker<'a> {
 
     fn walk(&self, schema: &'a Value, doc: &Value, path: &str, errors: &mut Vec<ConfigError>) {
         let schema = self.resolve(schema);
-        if let Some(branches) = schema
-            .get("anyOf")
-            .or_else(|| schema.get("oneOf"))
-            .and_then(Value::as_array)
-        {
+        if let Some(branches) = schema.get("anyOf").or_else(|| schema.get("oneOf")).and_then(Value::as_array) {
             self.walk_alternatives(branches, doc, path, errors);
             return;
         }
@@ -104,12 +134,18 @@ impl<'a> Walker<'a> {
             .iter()
             .map(|b| {
                 let b = self.resolve(b);
-                b.get("const").map(|c| vec![c.clone()]).or_else(|| b.get("enum").and_then(Value::as_array).cloned())
+                b.get("const")
+                    .map(|c| vec![c.clone()])
+                    .or_else(|| b.get("enum").and_then(Value::as_array).cloned())
             })
             .collect::<Option<Vec<_>>>()
             .map(|v| v.concat());
         if let Some(choices) = choices {
-            errors.push(ConfigError::new(path, format!("{} is not allowed", short(doc)), format!("use one of {}", list(&choices))));
+            errors.push(ConfigError::new(
+                path,
+                format!("{} is not allowed", short(doc)),
+                format!("use one of {}", list(&choices)),
+            ));
             return;
         }
         // Scalars and nullable fields: one message naming what fits reads better
@@ -119,10 +155,7 @@ impl<'a> Walker<'a> {
             b.get("type").is_some_and(|t| t.is_string() || t.is_array())
         });
         if all_scalar {
-            let names: Vec<String> = branches
-                .iter()
-                .map(|b| describe_type(self.resolve(b).get("type")))
-                .collect();
+            let names: Vec<String> = branches.iter().map(|b| describe_type(self.resolve(b).get("type"))).collect();
             let expected = names.join(" or ");
             errors.push(ConfigError::new(
                 path,

@@ -44,7 +44,11 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     for (i, p) in config.pipelines.iter().enumerate() {
         let at = format!("pipelines[{i}]");
         if !seen.insert(p.name.as_str()) {
-            r.add(&format!("{at}.name"), format!("pipeline name {:?} is used twice", p.name), "give every pipeline its own name");
+            r.add(
+                &format!("{at}.name"),
+                format!("pipeline name {:?} is used twice", p.name),
+                "give every pipeline its own name",
+            );
         }
         pipeline(&mut r, &at, p);
     }
@@ -65,7 +69,12 @@ fn pipeline(r: &mut Report, at: &str, p: &Pipeline) {
     sweep(r, at, p);
     if let Some(expr) = &p.schedule {
         let ok = (expr.starts_with("rate(") || expr.starts_with("cron(")) && expr.ends_with(')');
-        r.check(ok, &format!("{at}.schedule"), || format!("{expr:?} is not a schedule expression"), "use `rate(1 day)` or `cron(0 3 * * ? *)`");
+        r.check(
+            ok,
+            &format!("{at}.schedule"),
+            || format!("{expr:?} is not a schedule expression"),
+            "use `rate(1 day)` or `cron(0 3 * * ? *)`",
+        );
     }
     let imp = &p.import;
     r.check(
@@ -87,7 +96,12 @@ fn pipeline(r: &mut Report, at: &str, p: &Pipeline) {
         "use 1-10",
     );
     if let Some(report) = &imp.report_path {
-        r.check(S3Uri::parse(report).is_some(), &format!("{at}.import.report_path"), || format!("{report:?} is not an S3 URI"), "use s3://bucket/prefix inside the data repository");
+        r.check(
+            S3Uri::parse(report).is_some(),
+            &format!("{at}.import.report_path"),
+            || format!("{report:?} is not an S3 URI"),
+            "use s3://bucket/prefix inside the data repository",
+        );
     }
 }
 
@@ -100,13 +114,32 @@ fn trigger(r: &mut Report, at: &str, p: &Pipeline) {
         "use the bucket's name only (3-63 lowercase letters, digits, dots, hyphens), not an s3:// URI",
     );
     if t.prefixes.is_empty() {
-        r.add(&format!("{at}.trigger.prefixes"), "no prefix given", "list at least one key prefix, e.g. `datasets/churn/`");
+        r.add(
+            &format!("{at}.trigger.prefixes"),
+            "no prefix given",
+            "list at least one key prefix, e.g. `datasets/churn/`",
+        );
     }
     for (j, prefix) in t.prefixes.iter().enumerate() {
         let path = format!("{at}.trigger.prefixes[{j}]");
-        r.check(!prefix.starts_with('/'), &path, || format!("{prefix:?} starts with `/`"), "S3 keys have no leading slash: drop it");
-        r.check(!prefix.starts_with("s3://"), &path, || format!("{prefix:?} is a URI"), "give the key prefix only; the bucket goes in `bucket`");
-        r.check(prefix.len() <= 1024, &path, || "is longer than an S3 key (1024 bytes)".to_owned(), "shorten it");
+        r.check(
+            !prefix.starts_with('/'),
+            &path,
+            || format!("{prefix:?} starts with `/`"),
+            "S3 keys have no leading slash: drop it",
+        );
+        r.check(
+            !prefix.starts_with("s3://"),
+            &path,
+            || format!("{prefix:?} is a URI"),
+            "give the key prefix only; the bucket goes in `bucket`",
+        );
+        r.check(
+            prefix.len() <= 1024,
+            &path,
+            || "is longer than an S3 key (1024 bytes)".to_owned(),
+            "shorten it",
+        );
     }
 }
 
@@ -127,7 +160,11 @@ fn file_system(r: &mut Report, at: &str, p: &Pipeline) {
                     "is required for fsx_lustre",
                     "set the S3 URI the file system is linked to (its ImportPath or data repository association), e.g. s3://bucket/",
                 ),
-                Some((raw, None)) => r.add(&format!("{fat}.data_repository_path"), format!("{raw:?} is not an S3 URI"), "use s3://bucket/prefix"),
+                Some((raw, None)) => r.add(
+                    &format!("{fat}.data_repository_path"),
+                    format!("{raw:?} is not an S3 URI"),
+                    "use s3://bucket/prefix",
+                ),
                 Some((_, Some(repo))) => {
                     for (j, prefix) in p.trigger.prefixes.iter().enumerate() {
                         let watched = S3Uri::new(&p.trigger.bucket, prefix);
@@ -148,10 +185,20 @@ fn file_system(r: &mut Report, at: &str, p: &Pipeline) {
                     "copy LustreConfiguration.MountName from `aws fsx describe-file-systems` (8 lowercase letters/digits, `fsx` on scratch 1), or omit it to look it up",
                 );
             }
-            r.check(fs.file_system_path.starts_with('/'), &format!("{fat}.file_system_path"), || format!("{:?} is not absolute", fs.file_system_path), "start it with `/`");
+            r.check(
+                fs.file_system_path.starts_with('/'),
+                &format!("{fat}.file_system_path"),
+                || format!("{:?} is not absolute", fs.file_system_path),
+                "start it with `/`",
+            );
         }
         FileSystemKind::Efs => {
-            r.check(fs.mount_name.is_none(), &format!("{fat}.mount_name"), || "is only for fsx_lustre".to_owned(), "remove it: EFS has no mount name");
+            r.check(
+                fs.mount_name.is_none(),
+                &format!("{fat}.mount_name"),
+                || "is only for fsx_lustre".to_owned(),
+                "remove it: EFS has no mount name",
+            );
             r.check(
                 fs.data_repository_path.is_none(),
                 &format!("{fat}.data_repository_path"),
@@ -171,7 +218,12 @@ fn vpc(r: &mut Report, at: &str, p: &Pipeline) {
         "give 1-16 subnet ids in the file system's VPC",
     );
     for (j, s) in v.subnets.iter().enumerate() {
-        r.check(names::is_aws_id(s, "subnet"), &format!("{at}.vpc.subnets[{j}]"), || format!("{s:?} is not a subnet id"), "use `subnet-` and 8 or 17 hex digits");
+        r.check(
+            names::is_aws_id(s, "subnet"),
+            &format!("{at}.vpc.subnets[{j}]"),
+            || format!("{s:?} is not a subnet id"),
+            "use `subnet-` and 8 or 17 hex digits",
+        );
     }
     r.check(
         (1..=5).contains(&v.security_groups.len()),
@@ -180,7 +232,12 @@ fn vpc(r: &mut Report, at: &str, p: &Pipeline) {
         "give 1-5 security group ids",
     );
     for (j, s) in v.security_groups.iter().enumerate() {
-        r.check(names::is_aws_id(s, "sg"), &format!("{at}.vpc.security_groups[{j}]"), || format!("{s:?} is not a security group id"), "use `sg-` and 8 or 17 hex digits");
+        r.check(
+            names::is_aws_id(s, "sg"),
+            &format!("{at}.vpc.security_groups[{j}]"),
+            || format!("{s:?} is not a security group id"),
+            "use `sg-` and 8 or 17 hex digits",
+        );
     }
 }
 
@@ -194,15 +251,28 @@ fn training(r: &mut Report, at: &str, p: &Pipeline) {
         "use arn:aws:iam::<12-digit account>:role/<name>",
     );
     match (&t.image, &t.algorithm_name) {
-        (None, None) => r.add(&format!("{tat}.image"), "neither image nor algorithm_name is set", "set `image` to an ECR image URI, or `algorithm_name`"),
-        (Some(_), Some(_)) => r.add(&format!("{tat}.algorithm_name"), "both image and algorithm_name are set", "keep one of them"),
+        (None, None) => r.add(
+            &format!("{tat}.image"),
+            "neither image nor algorithm_name is set",
+            "set `image` to an ECR image URI, or `algorithm_name`",
+        ),
+        (Some(_), Some(_)) => r.add(
+            &format!("{tat}.algorithm_name"),
+            "both image and algorithm_name are set",
+            "keep one of them",
+        ),
         (Some(image), None) => r.check(
             !image.is_empty() && image.len() <= 255 && !image.contains(char::is_whitespace),
             &format!("{tat}.image"),
             || format!("{image:?} is not an image URI"),
             "use <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>",
         ),
-        (None, Some(name)) => r.check(!name.is_empty() && name.len() <= 170, &format!("{tat}.algorithm_name"), || "is empty or too long".to_owned(), "use the algorithm's name or ARN"),
+        (None, Some(name)) => r.check(
+            !name.is_empty() && name.len() <= 170,
+            &format!("{tat}.algorithm_name"),
+            || "is empty or too long".to_owned(),
+            "use the algorithm's name or ARN",
+        ),
     }
     r.check(
         names::is_instance_type(&t.instance_type),
@@ -210,8 +280,18 @@ fn training(r: &mut Report, at: &str, p: &Pipeline) {
         || format!("{:?} is not a SageMaker instance type", t.instance_type),
         "use an `ml.` type such as ml.m5.xlarge or ml.g5.2xlarge",
     );
-    r.check(t.instance_count >= 1, &format!("{tat}.instance_count"), || "must be at least 1".to_owned(), "use 1 or more");
-    r.check((1..=16384).contains(&t.volume_size_gb), &format!("{tat}.volume_size_gb"), || format!("{} is out of range", t.volume_size_gb), "use 1-16384 GB");
+    r.check(
+        t.instance_count >= 1,
+        &format!("{tat}.instance_count"),
+        || "must be at least 1".to_owned(),
+        "use 1 or more",
+    );
+    r.check(
+        (1..=16384).contains(&t.volume_size_gb),
+        &format!("{tat}.volume_size_gb"),
+        || format!("{} is out of range", t.volume_size_gb),
+        "use 1-16384 GB",
+    );
     r.check(
         (1..=MAX_RUNTIME_SECONDS).contains(&t.max_runtime_seconds),
         &format!("{tat}.max_runtime_seconds"),
@@ -226,9 +306,19 @@ fn training(r: &mut Report, at: &str, p: &Pipeline) {
     );
     channels(r, &tat, p);
     hyperparameters(r, &format!("{tat}.hyperparameters"), &t.hyperparameters);
-    r.check(!t.objective.metric.is_empty(), &format!("{tat}.objective.metric"), || "is empty".to_owned(), "name the metric from FinalMetricDataList, e.g. validation:auc");
+    r.check(
+        !t.objective.metric.is_empty(),
+        &format!("{tat}.objective.metric"),
+        || "is empty".to_owned(),
+        "name the metric from FinalMetricDataList, e.g. validation:auc",
+    );
     for (j, m) in t.metric_definitions.iter().enumerate() {
-        r.check(!m.name.is_empty() && !m.regex.is_empty(), &format!("{tat}.metric_definitions[{j}]"), || "name and regex must not be empty".to_owned(), "set both");
+        r.check(
+            !m.name.is_empty() && !m.regex.is_empty(),
+            &format!("{tat}.metric_definitions[{j}]"),
+            || "name and regex must not be empty".to_owned(),
+            "set both",
+        );
     }
     if let Some(k) = t.keep_alive_seconds {
         r.check(
@@ -248,19 +338,35 @@ fn training(r: &mut Report, at: &str, p: &Pipeline) {
         r.check(
             spot.max_wait_seconds >= t.max_runtime_seconds,
             &format!("{tat}.spot.max_wait_seconds"),
-            || format!("{} is less than max_runtime_seconds ({})", spot.max_wait_seconds, t.max_runtime_seconds),
+            || {
+                format!(
+                    "{} is less than max_runtime_seconds ({})",
+                    spot.max_wait_seconds, t.max_runtime_seconds
+                )
+            },
             "make max_wait_seconds at least max_runtime_seconds",
         );
     }
     r.check(
         t.tags.len() <= MAX_USER_TAGS,
         &format!("{tat}.tags"),
-        || format!("{} tags; SageMaker allows 50 and retrain adds {}", t.tags.len(), names::RETRAIN_TAG_COUNT),
+        || {
+            format!(
+                "{} tags; SageMaker allows 50 and retrain adds {}",
+                t.tags.len(),
+                names::RETRAIN_TAG_COUNT
+            )
+        },
         "remove tags",
     );
     for (k, v) in &t.tags {
         let path = format!("{tat}.tags.{k}");
-        r.check(!k.is_empty() && k.len() <= 128 && v.len() <= 256, &path, || "tag key must be 1-128 chars, value at most 256".to_owned(), "shorten it");
+        r.check(
+            !k.is_empty() && k.len() <= 128 && v.len() <= 256,
+            &path,
+            || "tag key must be 1-128 chars, value at most 256".to_owned(),
+            "shorten it",
+        );
         r.check(
             !k.starts_with("aws:") && !k.starts_with(names::TAG_PREFIX),
             &path,
@@ -270,19 +376,31 @@ fn training(r: &mut Report, at: &str, p: &Pipeline) {
     }
     for k in t.environment.keys() {
         r.check(
-            !k.is_empty() && k.len() <= 512 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !k.as_bytes()[0].is_ascii_digit(),
+            !k.is_empty()
+                && k.len() <= 512
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !k.as_bytes()[0].is_ascii_digit(),
             &format!("{tat}.environment.{k}"),
             || format!("{k:?} is not a valid environment variable name"),
             "use letters, digits and underscores, not starting with a digit",
         );
     }
-    r.check(t.environment.len() <= 100, &format!("{tat}.environment"), || "more than 100 variables".to_owned(), "remove some");
+    r.check(
+        t.environment.len() <= 100,
+        &format!("{tat}.environment"),
+        || "more than 100 variables".to_owned(),
+        "remove some",
+    );
 }
 
 fn channels(r: &mut Report, tat: &str, p: &Pipeline) {
     let t = &p.training;
     if t.channels.is_empty() {
-        r.add(&format!("{tat}.channels"), "no channel given", "add at least one channel, e.g. `{name: train, directory: /datasets/churn/train}`");
+        r.add(
+            &format!("{tat}.channels"),
+            "no channel given",
+            "add at least one channel, e.g. `{name: train, directory: /datasets/churn/train}`",
+        );
     }
     let mut names_seen = HashSet::new();
     for (j, c) in t.channels.iter().enumerate() {
@@ -293,7 +411,12 @@ fn channels(r: &mut Report, tat: &str, p: &Pipeline) {
             || format!("{:?} is not a channel name", c.name),
             "use 1-64 letters, digits, `.`, `_`, `-`",
         );
-        r.check(names_seen.insert(c.name.as_str()), &format!("{cat}.name"), || format!("channel {:?} appears twice", c.name), "give each channel its own name");
+        r.check(
+            names_seen.insert(c.name.as_str()),
+            &format!("{cat}.name"),
+            || format!("channel {:?} appears twice", c.name),
+            "give each channel its own name",
+        );
         r.check(
             c.directory.starts_with('/') && !c.directory.split('/').any(|s| s == ".." || s == "."),
             &format!("{cat}.directory"),
@@ -314,7 +437,12 @@ fn channels(r: &mut Report, tat: &str, p: &Pipeline) {
 }
 
 fn hyperparameters(r: &mut Report, path: &str, hp: &BTreeMap<String, Scalar>) {
-    r.check(hp.len() <= MAX_HYPERPARAMETERS, path, || format!("{} hyperparameters", hp.len()), "SageMaker accepts at most 100");
+    r.check(
+        hp.len() <= MAX_HYPERPARAMETERS,
+        path,
+        || format!("{} hyperparameters", hp.len()),
+        "SageMaker accepts at most 100",
+    );
     for (k, v) in hp {
         r.check(
             !k.is_empty() && k.len() <= 256 && v.to_hyperparameter().len() <= 2500,
@@ -328,24 +456,49 @@ fn hyperparameters(r: &mut Report, path: &str, hp: &BTreeMap<String, Scalar>) {
 fn sweep(r: &mut Report, at: &str, p: &Pipeline) {
     let s = &p.sweep;
     let sat = format!("{at}.sweep");
-    r.check((1..=100).contains(&s.max_parallel), &format!("{sat}.max_parallel"), || format!("{} is out of range", s.max_parallel), "use 1-100 (check your SageMaker concurrent training job quota)");
-    r.check(s.max_retries <= 10, &format!("{sat}.max_retries"), || format!("{} is out of range", s.max_retries), "use 0-10");
+    r.check(
+        (1..=100).contains(&s.max_parallel),
+        &format!("{sat}.max_parallel"),
+        || format!("{} is out of range", s.max_parallel),
+        "use 1-100 (check your SageMaker concurrent training job quota)",
+    );
+    r.check(
+        s.max_retries <= 10,
+        &format!("{sat}.max_retries"),
+        || format!("{} is out of range", s.max_retries),
+        "use 0-10",
+    );
     let mut total: usize = 1;
     for (k, values) in &s.grid {
-        r.check(!values.is_empty(), &format!("{sat}.grid.{k}"), || "has no values".to_owned(), "list at least one value or remove the entry");
+        r.check(
+            !values.is_empty(),
+            &format!("{sat}.grid.{k}"),
+            || "has no values".to_owned(),
+            "list at least one value or remove the entry",
+        );
         total = total.saturating_mul(values.len().max(1));
     }
     if s.grid.is_empty() {
         total = 0;
     }
     total = total.saturating_add(s.variants.len());
-    r.check(total <= MAX_VARIANTS, &sat, || format!("the sweep has {total} variants"), "keep it at most 1000: shrink the grid");
+    r.check(
+        total <= MAX_VARIANTS,
+        &sat,
+        || format!("the sweep has {total} variants"),
+        "keep it at most 1000: shrink the grid",
+    );
     for (j, v) in s.variants.iter().enumerate() {
         hyperparameters(r, &format!("{sat}.variants[{j}]"), v);
     }
     let mut merged = p.training.hyperparameters.clone();
     merged.extend(s.grid.keys().map(|k| (k.clone(), Scalar::Bool(true))));
-    r.check(merged.len() <= MAX_HYPERPARAMETERS, &format!("{sat}.grid"), || "static and grid hyperparameters exceed 100".to_owned(), "SageMaker accepts at most 100");
+    r.check(
+        merged.len() <= MAX_HYPERPARAMETERS,
+        &format!("{sat}.grid"),
+        || "static and grid hyperparameters exceed 100".to_owned(),
+        "SageMaker accepts at most 100",
+    );
 }
 
 #[cfg(test)]

@@ -9,7 +9,10 @@ fn config() -> Config {
 }
 
 fn obj(key: &str) -> ObjectRef {
-    ObjectRef { bucket: "example-training-data".into(), key: key.into() }
+    ObjectRef {
+        bucket: "example-training-data".into(),
+        key: key.into(),
+    }
 }
 
 #[test]
@@ -19,21 +22,38 @@ fn triggers_match_bucket_prefix_and_suffix() {
     assert!(watches(churn, &obj("datasets/churn/a.csv")));
     assert!(!watches(churn, &obj("datasets/churn/a.parquet")), "suffix");
     assert!(!watches(churn, &obj("datasets/other/a.csv")), "prefix");
-    assert!(!watches(churn, &ObjectRef { bucket: "else".into(), key: "datasets/churn/a.csv".into() }), "bucket");
+    assert!(
+        !watches(
+            churn,
+            &ObjectRef {
+                bucket: "else".into(),
+                key: "datasets/churn/a.csv".into()
+            }
+        ),
+        "bucket"
+    );
     assert!(!watches(churn, &obj("datasets/churn/folder.csv/")), "folder placeholder");
 }
 
 #[test]
 fn a_batch_becomes_one_entry_per_file_system_with_a_stable_id() {
     let c = config();
-    let objects = vec![obj("datasets/churn/b.csv"), obj("datasets/churn/a.csv"), obj("datasets/churn/a.csv")];
+    let objects = vec![
+        obj("datasets/churn/b.csv"),
+        obj("datasets/churn/a.csv"),
+        obj("datasets/churn/a.csv"),
+    ];
     let (entries, unmatched) = pending_entries(&c, &objects);
     assert!(unmatched.is_empty());
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].objects.len(), 2, "duplicates within a batch collapse");
     assert_eq!(entries[0].pipelines.iter().collect::<Vec<_>>(), vec!["churn"]);
     let reordered = vec![obj("datasets/churn/a.csv"), obj("datasets/churn/b.csv")];
-    assert_eq!(pending_entries(&c, &reordered).0[0].id, entries[0].id, "order does not change the id");
+    assert_eq!(
+        pending_entries(&c, &reordered).0[0].id,
+        entries[0].id,
+        "order does not change the id"
+    );
     assert!(entries[0].key().starts_with("pending/fs-0123456789abcdef0/"));
 }
 
@@ -50,7 +70,13 @@ fn efs_only_and_foreign_keys_are_reported() {
 fn the_import_task_has_s3_paths_report_and_a_token() {
     let c = config();
     let (entries, _) = pending_entries(&c, &[obj("datasets/churn/new batch/part=1.csv")]);
-    let task = import_task("fs-0123456789abcdef0", &entries, 1, &c.pipelines[0].import, &repository_floors(&c, "fs-0123456789abcdef0"));
+    let task = import_task(
+        "fs-0123456789abcdef0",
+        &entries,
+        1,
+        &c.pipelines[0].import,
+        &repository_floors(&c, "fs-0123456789abcdef0"),
+    );
     assert_eq!(task.task_type, "IMPORT_METADATA_FROM_REPOSITORY");
     assert_eq!(task.paths, vec!["s3://example-training-data/datasets/churn/new batch/part=1.csv"]);
     assert!(!task.report.enabled);
@@ -63,8 +89,10 @@ fn the_import_task_has_s3_paths_report_and_a_token() {
 
 #[test]
 fn a_report_path_enables_the_failed_files_report() {
-    let mut settings = ImportSettings::default();
-    settings.report_path = Some("s3://example-training-data/fsx-reports/".into());
+    let settings = ImportSettings {
+        report_path: Some("s3://example-training-data/fsx-reports/".into()),
+        ..Default::default()
+    };
     let task = import_task("fs-12345678", &[], 1, &settings, &[]);
     assert!(task.report.enabled);
     assert_eq!(task.report.scope.as_deref(), Some("FAILED_FILES_ONLY"));
@@ -85,9 +113,18 @@ fn collapse_drops_covered_paths_and_duplicates() {
 
 #[test]
 fn collapse_of_many_files_goes_to_their_folders_not_above_the_floor() {
-    let uris: Vec<S3Uri> = (0..300).map(|i| S3Uri::new("b1b", &format!("data/day{}/part-{i}.csv", i % 3))).collect();
+    let uris: Vec<S3Uri> = (0..300)
+        .map(|i| S3Uri::new("b1b", &format!("data/day{}/part-{i}.csv", i % 3)))
+        .collect();
     let out = collapse(uris, &[S3Uri::new("b1b", "data/")], 100);
-    assert_eq!(out, vec![S3Uri::new("b1b", "data/day0/"), S3Uri::new("b1b", "data/day1/"), S3Uri::new("b1b", "data/day2/")]);
+    assert_eq!(
+        out,
+        vec![
+            S3Uri::new("b1b", "data/day0/"),
+            S3Uri::new("b1b", "data/day1/"),
+            S3Uri::new("b1b", "data/day2/")
+        ]
+    );
     let flat: Vec<S3Uri> = (0..300).map(|i| S3Uri::new("b1b", &format!("data/part-{i}.csv"))).collect();
     assert_eq!(collapse(flat, &[S3Uri::new("b1b", "data/")], 100), vec![S3Uri::new("b1b", "data/")]);
 }

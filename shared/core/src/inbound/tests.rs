@@ -57,7 +57,9 @@ fn eventbridge_object_created_keys_are_taken_as_they_are() {
 #[test]
 fn sagemaker_state_changes_decode_tags_as_a_map() {
     let d = decode(&fixture("sagemaker-training-job-state-change-failed-capacity.json"));
-    let Some(Inbound::TrainingJobStateChange(c)) = d.items.first().map(|i| &i.event) else { panic!("{d:#?}") };
+    let Some(Inbound::TrainingJobStateChange(c)) = d.items.first().map(|i| &i.event) else {
+        panic!("{d:#?}")
+    };
     assert_eq!(c.status, "Failed");
     assert!(c.failure_reason.as_deref().is_some_and(|r| r.starts_with("CapacityError")));
     assert_eq!(c.tags.get("retrain:variant").map(String::as_str), Some("v1"));
@@ -66,7 +68,9 @@ fn sagemaker_state_changes_decode_tags_as_a_map() {
 #[test]
 fn scheduled_events_carry_their_time() {
     let d = decode(&fixture("scheduled-event.json"));
-    let Some(Inbound::Scheduled(s)) = d.items.first().map(|i| &i.event) else { panic!("{d:#?}") };
+    let Some(Inbound::Scheduled(s)) = d.items.first().map(|i| &i.event) else {
+        panic!("{d:#?}")
+    };
     assert!(!s.time.is_empty());
     assert_eq!(s.resources.len(), 1);
 }
@@ -81,7 +85,10 @@ fn retrain_messages_decode_directly_and_from_eventbridge() {
         "detail": {"file_system_id": "fs-12345678", "task_id": "task-1", "pipelines": ["churn"], "settled": ["churn"]}
     });
     let d = decode(&eb);
-    assert!(matches!(d.items[0].event, Inbound::Message(Message::DataImportCompleted(_))), "{d:#?}");
+    assert!(
+        matches!(d.items[0].event, Inbound::Message(Message::DataImportCompleted(_))),
+        "{d:#?}"
+    );
 }
 
 #[test]
@@ -92,7 +99,9 @@ fn removals_unknown_sources_and_garbage_are_skipped() {
     let d = decode(&removed);
     assert!(d.items.is_empty() && d.skipped[0].reason.contains("not an object creation"));
     assert!(decode(&serde_json::json!([1, 2])).skipped[0].malformed);
-    assert!(decode(&serde_json::json!({"Records": [{"eventSource": "aws:kinesis"}]})).skipped[0].reason.contains("aws:kinesis"));
+    assert!(decode(&serde_json::json!({"Records": [{"eventSource": "aws:kinesis"}]})).skipped[0]
+        .reason
+        .contains("aws:kinesis"));
     assert!(decode_bytes(b"{\"Records\": [").skipped[0].reason.contains("not JSON"));
 }
 
@@ -106,14 +115,37 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| Value::from(n)),
-        prop_oneof!["Records", "eventSource", "aws:sqs", "aws:s3", "body", "detail-type", "kind", "s3:TestEvent", "\\PC{0,12}"].prop_map(Value::String),
+        any::<i64>().prop_map(Value::from),
+        prop_oneof![
+            "Records",
+            "eventSource",
+            "aws:sqs",
+            "aws:s3",
+            "body",
+            "detail-type",
+            "kind",
+            "s3:TestEvent",
+            "\\PC{0,12}"
+        ]
+        .prop_map(Value::String),
     ];
     leaf.prop_recursive(4, 64, 6, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
             proptest::collection::btree_map(
-                prop_oneof!["Records", "eventSource", "body", "messageId", "detail-type", "source", "detail", "kind", "Event", "s3", "\\PC{0,8}"],
+                prop_oneof![
+                    "Records",
+                    "eventSource",
+                    "body",
+                    "messageId",
+                    "detail-type",
+                    "source",
+                    "detail",
+                    "kind",
+                    "Event",
+                    "s3",
+                    "\\PC{0,8}"
+                ],
                 inner,
                 0..6
             )

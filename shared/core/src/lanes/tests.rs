@@ -8,7 +8,11 @@ const EXAMPLE: &str = include_str!("../../../../examples/pipelines.yaml");
 /// The example's churn pipeline: a 3 × 2 grid, max_parallel 2, one retry.
 fn manifest() -> SweepManifest {
     let config = parse(EXAMPLE).expect("valid example");
-    let trigger = SweepTrigger { kind: "request".into(), id: "r1".into(), reason: None };
+    let trigger = SweepTrigger {
+        kind: "request".into(),
+        id: "r1".into(),
+        reason: None,
+    };
     SweepManifest::new(&config.pipelines[0], trigger, None, None).expect("manifest")
 }
 
@@ -25,11 +29,17 @@ fn job(m: &SweepManifest, position: usize, attempt: u32, status: JobStatus) -> J
 }
 
 fn failed(m: &SweepManifest, position: usize, attempt: u32, reason: &str) -> JobObservation {
-    JobObservation { failure_reason: Some(reason.into()), ..job(m, position, attempt, JobStatus::Failed) }
+    JobObservation {
+        failure_reason: Some(reason.into()),
+        ..job(m, position, attempt, JobStatus::Failed)
+    }
 }
 
 fn completed(m: &SweepManifest, position: usize, auc: f64) -> JobObservation {
-    JobObservation { metrics: vec![("validation:auc".into(), auc)], ..job(m, position, 1, JobStatus::Completed) }
+    JobObservation {
+        metrics: vec![("validation:auc".into(), auc)],
+        ..job(m, position, 1, JobStatus::Completed)
+    }
 }
 
 const CAPACITY: &str = "CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML instance type.";
@@ -69,7 +79,14 @@ fn a_capacity_failure_is_retried_with_the_next_attempt() {
 #[test]
 fn retries_stop_after_max_retries() {
     let m = manifest();
-    let d = decide(&m, &[failed(&m, 0, 1, CAPACITY), failed(&m, 0, 2, CAPACITY), job(&m, 1, 1, JobStatus::InProgress)]);
+    let d = decide(
+        &m,
+        &[
+            failed(&m, 0, 1, CAPACITY),
+            failed(&m, 0, 2, CAPACITY),
+            job(&m, 1, 1, JobStatus::InProgress),
+        ],
+    );
     assert_eq!(d.launches.len(), 1);
     assert_eq!((d.launches[0].position, d.launches[0].attempt), (2, 1), "lane 0 moves on");
 }
@@ -77,7 +94,13 @@ fn retries_stop_after_max_retries() {
 #[test]
 fn an_algorithm_error_is_not_retried() {
     let m = manifest();
-    let d = decide(&m, &[failed(&m, 0, 1, "AlgorithmError: ExecuteUserScriptError"), job(&m, 1, 1, JobStatus::InProgress)]);
+    let d = decide(
+        &m,
+        &[
+            failed(&m, 0, 1, "AlgorithmError: ExecuteUserScriptError"),
+            job(&m, 1, 1, JobStatus::InProgress),
+        ],
+    );
     assert_eq!(d.launches.len(), 1);
     assert_eq!((d.launches[0].position, d.launches[0].attempt), (2, 1));
     assert!(d.launches[0].retry_of.is_none());
@@ -92,7 +115,10 @@ fn the_last_terminal_job_completes_the_sweep_with_a_ranking() {
         completed(&m, 2, 0.77),
         failed(&m, 3, 1, "AlgorithmError: boom"),
         completed(&m, 4, 0.88),
-        JobObservation { metrics: vec![("train:auc".into(), 0.99)], ..job(&m, 5, 1, JobStatus::Completed) },
+        JobObservation {
+            metrics: vec![("train:auc".into(), 0.99)],
+            ..job(&m, 5, 1, JobStatus::Completed)
+        },
     ];
     let d = decide(&m, &jobs);
     assert!(d.launches.is_empty());
@@ -108,7 +134,7 @@ fn the_last_terminal_job_completes_the_sweep_with_a_ranking() {
 fn minimize_ranks_lowest_first() {
     let mut m = manifest();
     m.pipeline.training.objective.direction = Direction::Minimize;
-    let results = vec![completed(&m, 0, 0.3), completed(&m, 1, 0.1)];
+    let results = [completed(&m, 0, 0.3), completed(&m, 1, 0.1)];
     let ranked = rank(&m, results.iter().map(|j| result(&m, 0, j)).collect());
     assert_eq!(ranked.ranked[0].variant_id, "v1");
 }
@@ -135,11 +161,19 @@ fn simulate(outcomes: Vec<u8>, order: Vec<usize>, max_parallel: u32) -> Result<(
             let name = m.job_name(l.position, l.attempt);
             // A duplicate create is ResourceInUse: it changes nothing.
             if created.insert(name.clone()) {
-                jobs.push(JobObservation { training_job_name: name, ..job(&m, l.position, l.attempt, JobStatus::InProgress) });
+                jobs.push(JobObservation {
+                    training_job_name: name,
+                    ..job(&m, l.position, l.attempt, JobStatus::InProgress)
+                });
             }
         }
         let running: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].status == JobStatus::InProgress).collect();
-        prop_assert!(running.len() <= max_parallel as usize, "{} running > {}", running.len(), max_parallel);
+        prop_assert!(
+            running.len() <= max_parallel as usize,
+            "{} running > {}",
+            running.len(),
+            max_parallel
+        );
         if running.is_empty() {
             prop_assert!(d.completed.is_some() || !d.launches.is_empty());
             if d.completed.is_some() {

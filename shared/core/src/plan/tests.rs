@@ -12,11 +12,15 @@ fn config() -> Config {
 
 fn fixture(name: &str) -> Value {
     let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))).unwrap_or_else(|e| panic!("{path}: {e}"))
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 fn ctx() -> PlanContext {
-    PlanContext { event_bus: "retrain".into(), ..Default::default() }
+    PlanContext {
+        event_bus: "retrain".into(),
+        ..Default::default()
+    }
 }
 
 fn training_jobs(plan: &Plan) -> Vec<&crate::requests::CreateTrainingJob> {
@@ -39,7 +43,10 @@ fn an_s3_put_plans_exactly_one_import_covering_the_decoded_key() {
     let input = &actions[0]["input"];
     assert_eq!(input["Type"], "IMPORT_METADATA_FROM_REPOSITORY");
     assert_eq!(input["FileSystemId"], "fs-0123456789abcdef0");
-    assert_eq!(input["Paths"], json!(["s3://example-training-data/datasets/churn/new batch/part=1.csv"]));
+    assert_eq!(
+        input["Paths"],
+        json!(["s3://example-training-data/datasets/churn/new batch/part=1.csv"])
+    );
     assert_eq!(input["Report"], json!({"Enabled": false}));
     assert!(input["ClientRequestToken"].as_str().is_some_and(|t| !t.is_empty() && t.len() <= 63));
     assert!(out["skipped"].as_array().is_some_and(Vec::is_empty));
@@ -59,7 +66,16 @@ fn a_start_sweep_request_plans_one_job_per_lane() {
     let first = plan(&config(), &request, &ctx());
     let jobs = training_jobs(&first);
     assert_eq!(jobs.len(), 2, "3 × 2 grid with max_parallel 2");
-    let lanes: Vec<&str> = jobs.iter().map(|j| j.tags.iter().find(|t| t.key == "retrain:lane").map(|t| t.value.as_str()).unwrap_or("")).collect();
+    let lanes: Vec<&str> = jobs
+        .iter()
+        .map(|j| {
+            j.tags
+                .iter()
+                .find(|t| t.key == "retrain:lane")
+                .map(|t| t.value.as_str())
+                .unwrap_or("")
+        })
+        .collect();
     assert_eq!(lanes, vec!["0", "1"]);
     for job in &jobs {
         assert!(crate::names::is_job_name(&job.training_job_name), "{}", job.training_job_name);
@@ -76,7 +92,11 @@ fn a_start_sweep_request_plans_one_job_per_lane() {
     assert_eq!(jobs[0].hyper_parameters.get("eta").map(String::as_str), Some("0.1"));
     assert_eq!(jobs[0].hyper_parameters.get("num_round").map(String::as_str), Some("200"));
     let again = plan(&config(), &request, &ctx());
-    assert_eq!(serde_json::to_string(&first).ok(), serde_json::to_string(&again).ok(), "byte-identical");
+    assert_eq!(
+        serde_json::to_string(&first).ok(),
+        serde_json::to_string(&again).ok(),
+        "byte-identical"
+    );
     let events: Vec<&str> = first
         .actions
         .iter()
@@ -91,14 +111,31 @@ fn a_start_sweep_request_plans_one_job_per_lane() {
 
 #[test]
 fn the_action_json_uses_aws_field_names() {
-    let plan = plan(&config(), &json!({"kind": "start-sweep", "pipeline": "churn", "request_id": "r-1"}), &ctx());
+    let plan = plan(
+        &config(),
+        &json!({"kind": "start-sweep", "pipeline": "churn", "request_id": "r-1"}),
+        &ctx(),
+    );
     let out = serde_json::to_value(&plan).expect("serializes");
     let input = &out["actions"][0]["input"];
-    for field in ["TrainingJobName", "RoleArn", "AlgorithmSpecification", "HyperParameters", "InputDataConfig", "OutputDataConfig", "ResourceConfig", "VpcConfig", "StoppingCondition", "Tags"] {
+    for field in [
+        "TrainingJobName",
+        "RoleArn",
+        "AlgorithmSpecification",
+        "HyperParameters",
+        "InputDataConfig",
+        "OutputDataConfig",
+        "ResourceConfig",
+        "VpcConfig",
+        "StoppingCondition",
+        "Tags",
+    ] {
         assert!(input.get(field).is_some(), "missing {field} in {input:#}");
     }
     assert!(input["ResourceConfig"].get("VolumeSizeInGB").is_some());
-    assert!(input["InputDataConfig"][0]["DataSource"]["FileSystemDataSource"].get("DirectoryPath").is_some());
+    assert!(input["InputDataConfig"][0]["DataSource"]["FileSystemDataSource"]
+        .get("DirectoryPath")
+        .is_some());
 }
 
 #[test]
@@ -112,7 +149,13 @@ fn a_missing_mount_name_is_skipped_unless_resolved() {
     let mut resolved = ctx();
     resolved.mount_names.insert("fs-0123456789abcdef0".into(), "abcdefgh".into());
     let p = plan(&c, &request, &resolved);
-    assert_eq!(training_jobs(&p)[0].input_data_config[0].data_source.file_system_data_source.directory_path, "/abcdefgh/datasets/churn/train");
+    assert_eq!(
+        training_jobs(&p)[0].input_data_config[0]
+            .data_source
+            .file_system_data_source
+            .directory_path,
+        "/abcdefgh/datasets/churn/train"
+    );
 }
 
 #[test]
@@ -123,7 +166,10 @@ fn a_scheduled_event_sweeps_the_efs_pipeline_without_import() {
     assert_eq!(jobs.len(), 1, "max_parallel 1");
     assert!(jobs[0].training_job_name.starts_with("fraud-efs-"));
     let fs = &jobs[0].input_data_config[0].data_source.file_system_data_source;
-    assert_eq!((fs.file_system_type.as_str(), fs.directory_path.as_str()), ("EFS", "/home/alice/fraud/train"));
+    assert_eq!(
+        (fs.file_system_type.as_str(), fs.directory_path.as_str()),
+        ("EFS", "/home/alice/fraud/train")
+    );
 }
 
 #[test]
@@ -138,7 +184,11 @@ fn a_capacity_failure_plans_the_retry_and_an_algorithm_error_moves_the_lane_on()
     let p = plan(&c, &event, &ctx());
     let jobs = training_jobs(&p);
     assert_eq!(jobs.len(), 1);
-    assert!(jobs[0].training_job_name.ends_with("-v3-a1"), "lane 1's next variant: {}", jobs[0].training_job_name);
+    assert!(
+        jobs[0].training_job_name.ends_with("-v3-a1"),
+        "lane 1's next variant: {}",
+        jobs[0].training_job_name
+    );
 }
 
 #[test]
@@ -150,7 +200,11 @@ fn an_unknown_pipeline_is_skipped_naming_the_known_ones() {
 
 #[test]
 fn unknown_variants_in_a_request_are_refused() {
-    let p = plan(&config(), &json!({"kind": "start-sweep", "pipeline": "churn", "variants": ["v9"]}), &ctx());
+    let p = plan(
+        &config(),
+        &json!({"kind": "start-sweep", "pipeline": "churn", "variants": ["v9"]}),
+        &ctx(),
+    );
     assert!(p.actions.is_empty());
     assert!(p.skipped[0].reason.contains("v9"));
 }

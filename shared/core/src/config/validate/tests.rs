@@ -68,8 +68,16 @@ fn semantic_errors_are_all_reported_with_paths_and_fixes() {
         .replacen("subnet-0a1b2c3d4e5f60718", "subnet-xyz", 1)
         .replacen("sg-0a1b2c3d4e5f60718", "group-1", 1)
         .replacen("id: fs-0123456789abcdef0", "id: fs-12", 1)
-        .replacen("role_arn: arn:aws:iam::123456789012:role/RetrainSageMakerTraining", "role_arn: RetrainRole", 1)
-        .replacen("output_path: s3://example-training-artifacts/models/churn/", "output_path: /models", 1);
+        .replacen(
+            "role_arn: arn:aws:iam::123456789012:role/RetrainSageMakerTraining",
+            "role_arn: RetrainRole",
+            1,
+        )
+        .replacen(
+            "output_path: s3://example-training-artifacts/models/churn/",
+            "output_path: /models",
+            1,
+        );
     let errors = errors_of(&yaml);
     assert_error(&errors, "pipelines[0].sweep.max_parallel", "out of range");
     assert_error(&errors, "pipelines[0].training.instance_type", "ml.");
@@ -84,7 +92,10 @@ fn semantic_errors_are_all_reported_with_paths_and_fixes() {
 
 #[test]
 fn warm_pool_limits_and_spot_conflict() {
-    let errors = errors_of(&example_with("keep_alive_seconds: 600", "keep_alive_seconds: 7200\n      spot: { max_wait_seconds: 7200 }"));
+    let errors = errors_of(&example_with(
+        "keep_alive_seconds: 600",
+        "keep_alive_seconds: 7200\n      spot: { max_wait_seconds: 7200 }",
+    ));
     assert_error(&errors, "pipelines[0].training.keep_alive_seconds", "out of range");
     assert_error(&errors, "pipelines[0].training.keep_alive_seconds", "spot");
 }
@@ -92,20 +103,34 @@ fn warm_pool_limits_and_spot_conflict() {
 #[test]
 fn spot_wait_must_cover_runtime() {
     let errors = errors_of(&example_with("keep_alive_seconds: 600", "spot: { max_wait_seconds: 60 }"));
-    assert_error(&errors, "pipelines[0].training.spot.max_wait_seconds", "less than max_runtime_seconds");
+    assert_error(
+        &errors,
+        "pipelines[0].training.spot.max_wait_seconds",
+        "less than max_runtime_seconds",
+    );
 }
 
 #[test]
 fn trigger_prefix_must_be_inside_the_data_repository() {
-    let errors = errors_of(&example_with("data_repository_path: s3://example-training-data/", "data_repository_path: s3://example-training-data/other/"));
-    assert_error(&errors, "pipelines[0].trigger.prefixes[0]", "outside the file system's data repository");
+    let errors = errors_of(&example_with(
+        "data_repository_path: s3://example-training-data/",
+        "data_repository_path: s3://example-training-data/other/",
+    ));
+    assert_error(
+        &errors,
+        "pipelines[0].trigger.prefixes[0]",
+        "outside the file system's data repository",
+    );
 }
 
 #[test]
 fn lustre_needs_a_data_repository_and_efs_refuses_lustre_fields() {
     let errors = errors_of(&example_with("      data_repository_path: s3://example-training-data/\n", ""));
     assert_error(&errors, "pipelines[0].file_system.data_repository_path", "required for fsx_lustre");
-    let errors = errors_of(&example_with("      id: fs-0fedcba9876543210\n", "      id: fs-0fedcba9876543210\n      mount_name: abc\n"));
+    let errors = errors_of(&example_with(
+        "      id: fs-0fedcba9876543210\n",
+        "      id: fs-0fedcba9876543210\n      mount_name: abc\n",
+    ));
     assert_error(&errors, "pipelines[1].file_system.mount_name", "only for fsx_lustre");
 }
 
@@ -121,7 +146,8 @@ fn pipeline_names_are_unique_and_job_name_safe() {
 
 #[test]
 fn reserved_tags_and_bad_schedule() {
-    let errors = errors_of(&example_with("tags: { team: ml-platform }", "tags: { \"retrain:team\": x }").replacen("rate(1 day)", "every day", 1));
+    let errors =
+        errors_of(&example_with("tags: { team: ml-platform }", "tags: { \"retrain:team\": x }").replacen("rate(1 day)", "every day", 1));
     assert_error(&errors, "pipelines[0].training.tags.retrain:team", "reserved");
     assert_error(&errors, "pipelines[1].schedule", "not a schedule expression");
 }
@@ -143,7 +169,10 @@ fn import_poll_interval_is_bounded_by_sqs_delay() {
 
 #[test]
 fn channel_directory_must_not_repeat_the_mount_name() {
-    let errors = errors_of(&example_with("directory: /datasets/churn/train", "directory: /fsx1234/datasets/churn/train"));
+    let errors = errors_of(&example_with(
+        "directory: /datasets/churn/train",
+        "directory: /fsx1234/datasets/churn/train",
+    ));
     assert_error(&errors, "pipelines[0].training.channels[0].directory", "mount name");
 }
 
@@ -164,7 +193,25 @@ fn empty_pipelines_is_an_error() {
 fn schema_describes_every_top_level_pipeline_field() {
     let schema = crate::config::schema();
     let text = schema.to_string();
-    for field in ["trigger", "file_system", "vpc", "training", "sweep", "schedule", "import", "keep_alive_seconds", "max_parallel"] {
+    for field in [
+        "trigger",
+        "file_system",
+        "vpc",
+        "training",
+        "sweep",
+        "schedule",
+        "import",
+        "keep_alive_seconds",
+        "max_parallel",
+    ] {
         assert!(text.contains(&format!("\"{field}\"")), "schema lacks {field}");
     }
+}
+
+#[test]
+fn unknown_fields_and_bad_values_are_reported_in_one_run() {
+    let yaml = example_with("max_parallel: 2", "max_paralel: 2").replacen("instance_type: ml.m5.xlarge", "instance_type: m5.xlarge", 1);
+    let errors = errors_of(&yaml);
+    assert_error(&errors, "pipelines[0].sweep.max_paralel", "did you mean");
+    assert_error(&errors, "pipelines[0].training.instance_type", "ml.");
 }

@@ -1,0 +1,38 @@
+//! One adapter per AWS service: the only code that calls the SDK.
+
+pub mod bus;
+pub mod fsx;
+pub mod sagemaker;
+pub mod store;
+pub mod timers;
+
+/// The SDK clients, built once per cold start from `aws-config`'s default
+/// chain (so `AWS_ENDPOINT_URL` and `AWS_REGION` point them at an emulator).
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub s3: aws_sdk_s3::Client,
+    pub fsx: aws_sdk_fsx::Client,
+    pub sagemaker: aws_sdk_sagemaker::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub events: aws_sdk_eventbridge::Client,
+}
+
+impl Clients {
+    pub fn new(shared: &aws_config::SdkConfig) -> Clients {
+        // Path-style S3 addressing works with every endpoint, real or emulated.
+        let s3 = aws_sdk_s3::config::Builder::from(shared).force_path_style(true).build();
+        Clients {
+            s3: aws_sdk_s3::Client::from_conf(s3),
+            fsx: aws_sdk_fsx::Client::new(shared),
+            sagemaker: aws_sdk_sagemaker::Client::new(shared),
+            sqs: aws_sdk_sqs::Client::new(shared),
+            events: aws_sdk_eventbridge::Client::new(shared),
+        }
+    }
+
+    /// Clients from the default chain.
+    pub async fn from_env() -> Clients {
+        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Clients::new(&shared)
+    }
+}

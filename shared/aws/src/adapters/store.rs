@@ -1,0 +1,160 @@
+//! The artifacts bucket: pending uploads, import records, sweep manifests and
+//! once-markers. Create-once writes use `If-None-Match: *`.
+
+use crate::error::{aws, Error};
+use aws_sdk_s3::primitives::ByteStream;
+use serde::{de::DeserializeOwned, Serialize};
+use tracing::instrument;
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+/// Whether a create-once write created the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Now,
+    AlreadyThere,
+}
+
+impl Store {
+    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Store {
+        Store {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn resource(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    /// Writes `value` as JSON unless the key exists.
+    #[instrument(skip(self, value), fields(bucket = %self.bucket))]
+    pub async fn put_once<T: Serialize>(&self, key: &str, value: &T) -> Result<Created, Error> {
+        let body = serde_json::to_vec_pretty(value).map_err(|e| Error::Setup(format!("cannot encode {key}: {e}")))?;
+        let result = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_none_match("*")
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Created::Now),
+            Err(e) => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                // 412: it exists. 409: a concurrent conditional write is in flight; it will exist.
+                if matches!(status, Some(412) | Some(409)) {
+                    Ok(Created::AlreadyThere)
+                } else {
+                    Err(aws("s3:PutObject", self.resource(key), e))
+                }
+            }
+        }
+    }
+
+    /// Writes `value` as JSON, replacing any previous object.
+    #[instrument(skip(self, value), fields(bucket = %self.bucket))]
+    pub async fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<(), Error> {
+        let body = serde_json::to_vec_pretty(value).map_err(|e| Error::Setup(format!("cannot encode {key}: {e}")))?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| aws("s3:PutObject", self.resource(key), e))?;
+        Ok(())
+    }
+
+    /// Reads a JSON object; `None` when the key does not exist.
+    #[instrument(skip(self), fields(bucket = %self.bucket))]
+    pub async fn get<T: DeserializeOwned>(&self, what: &'static str, key: &str) -> Result<Option<T>, Error> {
+        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(aws("s3:GetObject", self.resource(key), e)),
+        };
+        let bytes = out.body.collect().await.map_err(|e| Error::Aws {
+            operation: "s3:GetObject",
+            resource: self.resource(key),
+            code: "ReadError".to_owned(),
+            message: e.to_string(),
+            fix: "transient: it is retried".to_owned(),
+            retryable: true,
+        })?;
+        serde_json::from_slice(&bytes.into_bytes()).map(Some).map_err(|e| Error::Corrupt {
+            what,
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            cause: e.to_string(),
+        })
+    }
+
+    /// Every key under `prefix`, in lexicographic order.
+    #[instrument(skip(self), fields(bucket = %self.bucket))]
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws("s3:ListObjectsV2", self.resource(prefix), e))?;
+            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        }
+        Ok(keys)
+    }
+
+    /// Deletes a key (deleting a missing key is fine).
+    #[instrument(skip(self), fields(bucket = %self.bucket))]
+    pub async fn delete(&self, key: &str) -> Result<(), Error> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| aws("s3:DeleteObject", self.resource(key), e))?;
+        Ok(())
+    }
+}
+
+/// Reads `RETRAIN_CONFIG` text from a local path or an `s3://bucket/key` URI.
+pub async fn read_config_text(client: &aws_sdk_s3::Client, location: &str) -> Result<String, Error> {
+    let Some(uri) = retrain_core::s3_uri::S3Uri::parse(location) else {
+        return std::fs::read_to_string(location).map_err(|e| {
+            Error::Setup(format!(
+                "RETRAIN_CONFIG={location}: cannot read it ({e}); give a readable file path or an s3://bucket/key URI"
+            ))
+        });
+    };
+    let out = client
+        .get_object()
+        .bucket(&uri.bucket)
+        .key(&uri.key)
+        .send()
+        .await
+        .map_err(|e| aws("s3:GetObject", location.to_owned(), e))?;
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| Error::Setup(format!("RETRAIN_CONFIG={location}: read failed: {e}")))?;
+    String::from_utf8(bytes.into_bytes().to_vec()).map_err(|_| Error::Setup(format!("RETRAIN_CONFIG={location} is not UTF-8 text")))
+}

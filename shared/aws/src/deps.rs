@@ -1,0 +1,67 @@
+//! Everything a handler needs, built once per cold start.
+
+use crate::adapters::{bus::Bus, fsx::Fsx, sagemaker::SageMaker, store::Store, timers::Timers, Clients};
+use crate::error::Error;
+use crate::settings::Settings;
+use retrain_core::config::{FileSystemKind, Pipeline};
+use retrain_core::Config;
+use std::collections::HashMap;
+use tokio::sync::Mutex;
+
+pub struct Deps {
+    pub config: Config,
+    pub settings: Settings,
+    pub store: Store,
+    pub fsx: Fsx,
+    pub sagemaker: SageMaker,
+    pub bus: Bus,
+    pub timers: Timers,
+    /// Lustre mount names looked up during this cold start.
+    mount_names: Mutex<HashMap<String, String>>,
+}
+
+impl Deps {
+    pub fn new(config: Config, settings: Settings, clients: Clients) -> Deps {
+        Deps {
+            store: Store::new(clients.s3, settings.artifacts_bucket.clone()),
+            fsx: Fsx::new(clients.fsx),
+            sagemaker: SageMaker::new(clients.sagemaker),
+            bus: Bus::new(clients.events, settings.event_bus.clone()),
+            timers: Timers::new(clients.sqs),
+            mount_names: Mutex::new(HashMap::new()),
+            config,
+            settings,
+        }
+    }
+
+    /// Settings from the environment, clients from the default chain, and the
+    /// config from `RETRAIN_CONFIG`, validated: a bad config stops the cold start
+    /// with every error listed.
+    pub async fn from_env() -> Result<Deps, Error> {
+        let settings = Settings::from_env()?;
+        let clients = Clients::from_env().await;
+        let text = crate::adapters::store::read_config_text(&clients.s3, &settings.config_location).await?;
+        let config =
+            retrain_core::config::parse(&text).map_err(|e| Error::Setup(format!("RETRAIN_CONFIG={}: {e}", settings.config_location)))?;
+        Ok(Deps::new(config, settings, clients))
+    }
+
+    /// The Lustre mount name of a pipeline's file system: from the config, else FSx (cached).
+    pub async fn mount_name(&self, pipeline: &Pipeline) -> Result<Option<String>, Error> {
+        if pipeline.file_system.kind != FileSystemKind::FsxLustre {
+            return Ok(None);
+        }
+        if let Some(m) = &pipeline.file_system.mount_name {
+            return Ok(Some(m.clone()));
+        }
+        let id = &pipeline.file_system.id;
+        if let Some(m) = self.mount_names.lock().await.get(id) {
+            return Ok(Some(m.clone()));
+        }
+        let found = self.fsx.mount_name(id).await?;
+        if let Some(m) = &found {
+            self.mount_names.lock().await.insert(id.clone(), m.clone());
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,222 @@
+//! Starting a sweep and running its lanes: shared by start-sweep and on-training.
+
+use super::Outcome;
+use crate::adapters::sagemaker::Launched;
+use crate::adapters::store::Created;
+use crate::deps::Deps;
+use crate::error::Error;
+use retrain_core::config::Pipeline;
+use retrain_core::events::{DomainEvent, JobLaunched, SweepBlocked, SweepCompleted, SweepStarted, VariantRetried};
+use retrain_core::failure::JobStatus;
+use retrain_core::lanes::{decide, JobObservation};
+use retrain_core::messages::{Message, SweepTick};
+use retrain_core::names;
+use retrain_core::plan::file_system_type;
+use retrain_core::sweep::{manifest_key, SweepManifest, SweepTrigger};
+use std::collections::HashMap;
+
+/// Seconds before a launch refused by a quota or throttling is tried again.
+pub const RELAUNCH_DELAY_SECONDS: u32 = 60;
+
+fn scope(manifest: &SweepManifest) -> String {
+    format!("sweeps/{}/{}", manifest.pipeline.name, manifest.sweep_id)
+}
+
+/// Starts (or, for a duplicate trigger, resumes) a sweep of `pipeline`.
+pub async fn start(
+    deps: &Deps,
+    pipeline: &Pipeline,
+    trigger: SweepTrigger,
+    only: Option<&[String]>,
+    out: &mut Outcome,
+) -> Result<(), Error> {
+    let mount = deps.mount_name(pipeline).await?;
+    let fresh = match SweepManifest::new(pipeline, trigger, mount, only) {
+        Ok(m) => m,
+        Err(e) => {
+            out.did(format!("refused: {e}"));
+            let event = DomainEvent::SweepBlocked(SweepBlocked {
+                pipeline: pipeline.name.clone(),
+                sweep_id: None,
+                problems: vec![e.to_string()],
+            });
+            return deps.bus.publish(&event).await;
+        }
+    };
+    let key = fresh.key();
+    let manifest = match deps.store.put_once(&key, &fresh).await? {
+        Created::Now => fresh,
+        // A duplicate trigger: the first manifest is the truth.
+        Created::AlreadyThere => deps.store.get("sweep manifest", &key).await?.unwrap_or(fresh),
+    };
+    let event = DomainEvent::SweepStarted(SweepStarted {
+        pipeline: pipeline.name.clone(),
+        sweep_id: manifest.sweep_id.clone(),
+        trigger: manifest.trigger.clone(),
+        variants: manifest.variants.len(),
+        max_parallel: manifest.max_parallel(),
+        file_system_id: pipeline.file_system.id.clone(),
+        file_system_type: file_system_type(pipeline).to_owned(),
+        manifest: format!("s3://{}/{key}", deps.store.bucket()),
+    });
+    if deps.bus.publish_once(&deps.store, &scope(&manifest), &event).await? {
+        out.did(format!(
+            "sweep {} of {} started: {} variant(s)",
+            manifest.sweep_id,
+            pipeline.name,
+            manifest.variants.len()
+        ));
+    }
+    reconcile(deps, &manifest, None, out).await
+}
+
+/// Reads a sweep's manifest; `None` if it does not exist.
+pub async fn load(deps: &Deps, pipeline: &str, sweep_id: &str) -> Result<Option<SweepManifest>, Error> {
+    deps.store.get("sweep manifest", &manifest_key(pipeline, sweep_id)).await
+}
+
+/// Looks at the sweep's jobs in SageMaker, launches each lane's next job, and
+/// announces the end once every variant is final. `fresh` is a job state
+/// from an event, newer than what ListTrainingJobs may show.
+pub async fn reconcile(deps: &Deps, manifest: &SweepManifest, fresh: Option<JobObservation>, out: &mut Outcome) -> Result<(), Error> {
+    let jobs = observe(deps, manifest, fresh).await?;
+    let decision = decide(manifest, &jobs);
+    for launch in &decision.launches {
+        let request = match manifest.training_job(launch.position, launch.attempt) {
+            Ok(r) => r,
+            Err(e) => {
+                let event = DomainEvent::SweepBlocked(SweepBlocked {
+                    pipeline: manifest.pipeline.name.clone(),
+                    sweep_id: Some(manifest.sweep_id.clone()),
+                    problems: vec![e.to_string()],
+                });
+                deps.bus.publish_once(&deps.store, &scope(manifest), &event).await?;
+                out.did(format!("blocked: {e}"));
+                return Ok(());
+            }
+        };
+        let name = request.training_job_name.clone();
+        match deps.sagemaker.launch(&request).await? {
+            Launched::Created => {
+                out.did(format!("launched {name} (lane {}, attempt {})", launch.lane, launch.attempt));
+                let base = JobLaunched {
+                    pipeline: manifest.pipeline.name.clone(),
+                    sweep_id: manifest.sweep_id.clone(),
+                    variant_id: launch.variant_id.clone(),
+                    lane: launch.lane,
+                    attempt: launch.attempt,
+                    training_job_name: name.clone(),
+                };
+                if let Some(retry) = &launch.retry_of {
+                    deps.bus
+                        .publish(&DomainEvent::VariantRetried(VariantRetried {
+                            pipeline: base.pipeline.clone(),
+                            sweep_id: base.sweep_id.clone(),
+                            variant_id: base.variant_id.clone(),
+                            lane: base.lane,
+                            attempt: base.attempt,
+                            training_job_name: name.clone(),
+                            previous_training_job_name: retry.training_job_name.clone(),
+                            failure_reason: retry.failure_reason.clone(),
+                            why: retry.why.clone(),
+                        }))
+                        .await?;
+                }
+                deps.bus.publish(&DomainEvent::TrainingJobLaunched(base)).await?;
+            }
+            Launched::AlreadyExists => out.did(format!("{name} already launched")),
+            Launched::Deferred { code, message } => {
+                let tick = Message::SweepTick(SweepTick {
+                    pipeline: manifest.pipeline.name.clone(),
+                    sweep_id: manifest.sweep_id.clone(),
+                    ticks: 0,
+                });
+                deps.timers
+                    .arm(&deps.settings.tick_queue_url, &tick, RELAUNCH_DELAY_SECONDS)
+                    .await?;
+                out.did(format!(
+                    "{name} deferred ({code}: {message}); lanes run again in {RELAUNCH_DELAY_SECONDS} s"
+                ));
+                return Ok(());
+            }
+        }
+    }
+    if let Some(outcome) = decision.completed {
+        let event = DomainEvent::SweepCompleted(SweepCompleted {
+            pipeline: manifest.pipeline.name.clone(),
+            sweep_id: manifest.sweep_id.clone(),
+            best: outcome.best().cloned(),
+            outcome,
+        });
+        if deps.bus.publish_once(&deps.store, &scope(manifest), &event).await? {
+            out.did(format!("sweep {} of {} completed", manifest.sweep_id, manifest.pipeline.name));
+        }
+    }
+    Ok(())
+}
+
+/// The sweep's jobs as SageMaker knows them, with details for final ones.
+async fn observe(deps: &Deps, manifest: &SweepManifest, fresh: Option<JobObservation>) -> Result<Vec<JobObservation>, Error> {
+    let max_attempts = manifest.pipeline.sweep.max_retries + 1;
+    let mut by_name: HashMap<String, (usize, u32)> = HashMap::new();
+    for position in 0..manifest.variants.len() {
+        for attempt in 1..=max_attempts {
+            by_name.insert(manifest.job_name(position, attempt), (position, attempt));
+        }
+    }
+    let prefix = names::sweep_job_prefix(&manifest.pipeline.name, &manifest.sweep_id);
+    let mut jobs = Vec::new();
+    for (name, status) in deps.sagemaker.list(&prefix).await? {
+        let Some(&(position, attempt)) = by_name.get(&name) else { continue };
+        let mut job = JobObservation {
+            variant_id: manifest.variants[position].id.clone(),
+            attempt,
+            training_job_name: name.clone(),
+            status,
+            secondary_status: None,
+            failure_reason: None,
+            metrics: Vec::new(),
+        };
+        if let Some(f) = fresh.as_ref().filter(|f| f.training_job_name == name) {
+            job = f.clone();
+        } else if status.is_terminal() {
+            let d = deps.sagemaker.describe(&name).await?;
+            job.status = d.status;
+            job.secondary_status = d.secondary_status;
+            job.failure_reason = d.failure_reason;
+            job.metrics = d.metrics;
+        }
+        jobs.push(job);
+    }
+    // The event may be about a job the list does not show yet.
+    if let Some(f) = fresh {
+        if !jobs.iter().any(|j| j.training_job_name == f.training_job_name) && by_name.contains_key(&f.training_job_name) {
+            jobs.push(f);
+        }
+    }
+    Ok(jobs)
+}
+
+/// A job state from an event, if it belongs to the manifest.
+pub fn observation(
+    manifest: &SweepManifest,
+    name: &str,
+    status: JobStatus,
+    secondary: Option<String>,
+    reason: Option<String>,
+    metrics: Vec<(String, f64)>,
+) -> Option<JobObservation> {
+    let max_attempts = manifest.pipeline.sweep.max_retries + 1;
+    (0..manifest.variants.len())
+        .flat_map(|p| (1..=max_attempts).map(move |a| (p, a)))
+        .find(|&(p, a)| manifest.job_name(p, a) == name)
+        .map(|(p, a)| JobObservation {
+            variant_id: manifest.variants[p].id.clone(),
+            attempt: a,
+            training_job_name: name.to_owned(),
+            status,
+            secondary_status: secondary,
+            failure_reason: reason,
+            metrics,
+        })
+}

@@ -1,0 +1,23 @@
+"""Extensions of moto's server for retrain's tests (see ../README.md)."""
+
+from collections.abc import Callable, Iterable
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+from . import events, fsx, sagemaker
+from .control import ControlApp
+
+
+def install() -> None:
+    """Swaps in the extended backends; must run before the server takes requests."""
+    fsx.install()
+    sagemaker.install()
+    events.install()
+
+
+def application() -> Callable[..., Iterable[bytes]]:
+    """moto's WSGI app with the control API in front of it."""
+    return ControlApp(DomainDispatcherApplication(create_backend_app))
+
+
+__all__ = ["application", "install"]

@@ -1,0 +1,227 @@
+"""Control API for tests: plain JSON under /_retrain/, served next to the AWS APIs.
+
+moto's DomainDispatcherApplication routes by the SigV4 scope, X-Amz-Target
+or Host, treating only /moto-api/ specially; this wrapper takes /_retrain/
+before it. No AWS API uses that prefix (S3 bucket names cannot start with
+an underscore).
+"""
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from moto.core.base_backend import BackendDict
+from moto.core.exceptions import JsonRESTError, ServiceException
+from moto.events.models import events_backends
+from moto.fsx.models import fsx_backends
+from moto.moto_api._internal.models import moto_api_backend
+from moto.sagemaker.models import sagemaker_backends
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from .common import NotFound
+from .fsx import FINAL_LIFECYCLES
+from .sagemaker import PHASES
+
+PREFIX = "/_retrain/"
+
+ROUTES = Map(
+    [
+        Rule("/_retrain/fsx/tasks", methods=["GET"], endpoint="list_tasks"),
+        Rule("/_retrain/fsx/tasks/<task_id>/finish", methods=["POST"], endpoint="finish_task"),
+        Rule("/_retrain/fsx/file-systems/<file_system_id>", methods=["POST"], endpoint="patch_file_system"),
+        Rule("/_retrain/sagemaker/jobs", methods=["GET"], endpoint="list_jobs"),
+        Rule("/_retrain/sagemaker/jobs/<name>/complete", methods=["POST"], endpoint="complete_job"),
+        Rule("/_retrain/sagemaker/jobs/<name>/fail", methods=["POST"], endpoint="fail_job"),
+        Rule("/_retrain/sagemaker/jobs/<name>/stop", methods=["POST"], endpoint="stop_job"),
+        Rule("/_retrain/sagemaker/jobs/<name>/event", methods=["GET"], endpoint="job_event"),
+        Rule("/_retrain/events", methods=["GET"], endpoint="list_events"),
+        Rule("/_retrain/reset", methods=["POST"], endpoint="reset"),
+    ]
+)
+
+
+class ControlError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def backends(backend_dict: BackendDict) -> Iterator[Any]:
+    """Every account/region backend the requests have created so far."""
+    return (backend for _, _, backend in backend_dict.iter_backends())
+
+
+def find(backend_dict: BackendDict, contains: Callable[[Any], bool], what: str) -> Any:
+    backend = next((b for b in backends(backend_dict) if contains(b)), None)
+    if backend is None:
+        raise ControlError(404, f"{what} does not exist")
+    return backend
+
+
+def body(request: Request) -> dict[str, Any]:
+    if not request.get_data():
+        return {}
+    try:
+        payload = json.loads(request.get_data())
+    except ValueError as error:
+        raise ControlError(400, f"body is not JSON: {error}") from error
+    if not isinstance(payload, dict):
+        raise ControlError(400, "body must be a JSON object")
+    return payload
+
+
+def fsx_for_task(task_id: str) -> Any:
+    return find(fsx_backends, lambda b: task_id in b.tasks, f"task {task_id}")
+
+
+def sagemaker_for_job(name: str) -> Any:
+    return find(sagemaker_backends, lambda b: name in b.training_jobs, f"training job {name}")
+
+
+def finish_task(request: Request, task_id: str) -> Any:
+    payload = body(request)
+    lifecycle = payload.get("lifecycle")
+    if lifecycle not in FINAL_LIFECYCLES:
+        raise ControlError(400, f"lifecycle must be one of {', '.join(FINAL_LIFECYCLES)}")
+    counts = payload.get("status") or {}
+    if not isinstance(counts, dict) or not all(isinstance(n, int) for n in counts.values()):
+        raise ControlError(400, "status must map DataRepositoryTaskStatus counters to integers")
+    task = fsx_for_task(task_id).end_task(task_id, lifecycle, payload.get("message"), counts)
+    return task.to_dict()
+
+
+def patch_file_system(request: Request, file_system_id: str) -> Any:
+    backend = find(fsx_backends, lambda b: file_system_id in b.file_systems, f"file system {file_system_id}")
+    file_system = backend.file_systems[file_system_id]
+    file_system.overrides.update(body(request))
+    return file_system.to_dict()
+
+
+def list_tasks(request: Request) -> Any:
+    tasks, highest = [], {}
+    for backend in backends(fsx_backends):
+        tasks.extend(backend.tasks.values())
+        highest.update(backend.max_active)
+    tasks.sort(key=lambda task: task.creation_time)
+    return {"tasks": [task.to_dict() for task in tasks], "max_executing_per_file_system": highest}
+
+
+def job_row(job: Any) -> dict[str, Any]:
+    return {
+        "name": job.training_job_name,
+        "arn": job.arn,
+        "status": job.training_job_status,
+        "secondary_status": job.secondary_status,
+        "tags": job.tag_map,
+        "creation_order": job.creation_order,
+        "creation_time": job.creation_time.isoformat(),
+        "failure_reason": job.failure_reason,
+        "warm_pool_status": job.warm_pool,
+        "final_metrics": {metric["MetricName"]: metric["Value"] for metric in job.final_metric_data_list},
+    }
+
+
+def list_jobs(request: Request) -> Any:
+    jobs, by_sweep = [], {}
+    totals = {"max_in_progress": 0, "create_calls": 0, "resource_in_use": 0}
+    for backend in backends(sagemaker_backends):
+        jobs.extend(backend.training_jobs.values())
+        totals["max_in_progress"] = max(totals["max_in_progress"], backend.max_in_progress)
+        totals["create_calls"] += backend.create_calls
+        totals["resource_in_use"] += backend.resource_in_use
+        by_sweep.update(backend.max_in_progress_by_sweep)
+    jobs.sort(key=lambda job: (job.creation_time, job.creation_order))
+    return {"jobs": [job_row(job) for job in jobs], **totals, "max_in_progress_by_tag": by_sweep}
+
+
+def complete_job(request: Request, name: str) -> Any:
+    payload = body(request)
+    metrics = payload.get("metrics") or {}
+    if not all(isinstance(value, (int, float)) for value in metrics.values()):
+        raise ControlError(400, "metrics must map metric names to numbers")
+    job = sagemaker_for_job(name).complete_training_job(name, metrics, bool(payload.get("warm_pool_reused")))
+    return job.state_change_event()
+
+
+def fail_job(request: Request, name: str) -> Any:
+    payload = body(request)
+    reason = payload.get("reason") or "AlgorithmError: the training job failed"
+    if payload.get("phase") not in (None, *PHASES):
+        raise ControlError(400, f"phase must be one of {', '.join(PHASES)}")
+    job = sagemaker_for_job(name).fail_training_job(name, reason, payload.get("phase"))
+    return job.state_change_event()
+
+
+def stop_job(request: Request, name: str) -> Any:
+    return sagemaker_for_job(name).stop_training_job(name).state_change_event()
+
+
+def job_event(request: Request, name: str) -> Any:
+    return sagemaker_for_job(name).get_training_job(name).state_change_event()
+
+
+def list_events(request: Request) -> Any:
+    bus = request.args.get("bus")
+    entries = [entry for backend in backends(events_backends) for entry in backend.recorded]
+    entries.sort(key=lambda entry: entry["sequence"])
+    return {
+        "entries": [
+            {key: value for key, value in entry.items() if key != "sequence"}
+            for entry in entries
+            if bus in (None, entry["EventBusName"])
+        ]
+    }
+
+
+def reset(request: Request) -> Any:
+    # The extensions keep their state on moto's backends, so moto's own reset
+    # (also reachable as POST /moto-api/reset) clears everything.
+    moto_api_backend.reset()
+    return {"reset": True}
+
+
+HANDLERS: dict[str, Callable[..., Any]] = {
+    "list_tasks": list_tasks,
+    "finish_task": finish_task,
+    "patch_file_system": patch_file_system,
+    "list_jobs": list_jobs,
+    "complete_job": complete_job,
+    "fail_job": fail_job,
+    "stop_job": stop_job,
+    "job_event": job_event,
+    "list_events": list_events,
+    "reset": reset,
+}
+
+
+def handle(request: Request) -> tuple[int, Any]:
+    try:
+        endpoint, arguments = ROUTES.bind_to_environ(request.environ).match()
+        return 200, HANDLERS[endpoint](request, **arguments)
+    except ControlError as error:
+        return error.status, {"error": str(error)}
+    except NotFound as error:
+        return 404, {"error": error.message}  # type: ignore[attr-defined]
+    except (ServiceException, JsonRESTError) as error:
+        # The AWS errors left mean a state the request cannot apply to,
+        # e.g. ending a job that has ended.
+        return 409, {"error": error.message}
+    except HTTPException as error:
+        # Routing: unknown path or method.
+        return error.code or 400, {"error": error.description}
+
+
+class ControlApp:
+    """WSGI app: the control API under /_retrain/, everything else to moto."""
+
+    def __init__(self, aws_app: Callable[..., Iterable[bytes]]):
+        self.aws_app = aws_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not environ.get("PATH_INFO", "").startswith(PREFIX):
+            return self.aws_app(environ, start_response)
+        status, payload = handle(Request(environ))
+        response = Response(json.dumps(payload), status=status, content_type="application/json")
+        return response(environ, start_response)

@@ -1,0 +1,417 @@
+"""FSx for Lustre: the file-system fields moto 5.2.1 leaves out, and data
+repository tasks, which moto does not implement at all."""
+
+import json
+import re
+import secrets
+import string
+import threading
+import time
+from typing import Any
+
+import moto.fsx.urls
+from moto.ec2.exceptions import InvalidSubnetIdError
+from moto.ec2.models import ec2_backends
+from moto.fsx.models import FileSystem, FSxBackend, fsx_backends
+from moto.fsx.responses import FSxResponse
+
+from .common import AwsJsonError, NotFound, random_hex, swap_backend_class, url_module
+
+ACTIVE_LIFECYCLES = ("PENDING", "EXECUTING")
+FINAL_LIFECYCLES = ("SUCCEEDED", "FAILED", "CANCELED")
+TASK_TYPES = (
+    "EXPORT_TO_REPOSITORY",
+    "IMPORT_METADATA_FROM_REPOSITORY",
+    "RELEASE_DATA_FROM_FILESYSTEM",
+    "AUTO_RELEASE_DATA",
+)
+# FSx documents the token as 1-63 characters of this set.
+TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
+S3_URI_PATTERN = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?$")
+MAX_PATHS = 100
+MAX_PATH_LENGTH = 4096
+# Fields of CreateFileSystemLustreConfiguration that the service reports
+# under LustreConfiguration.DataRepositoryConfiguration instead.
+REPOSITORY_FIELDS = ("ImportPath", "ExportPath", "ImportedFileChunkSize", "AutoImportPolicy")
+# Attributes compared for ClientRequestToken idempotency, with their defaults.
+TASK_PARAMETERS = {
+    "Type": None,
+    "Paths": [],
+    "Report": None,
+    "Tags": [],
+    "CapacityToRelease": None,
+    "ReleaseConfiguration": None,
+}
+
+
+class FsxNotFound(AwsJsonError, NotFound):
+    pass
+
+
+def bad_request(message: str) -> AwsJsonError:
+    return AwsJsonError("BadRequest", message)
+
+
+def file_system_not_found(file_system_id: str) -> AwsJsonError:
+    return FsxNotFound("FileSystemNotFound", f"File system '{file_system_id}' does not exist.")
+
+
+def task_not_found(task_id: str) -> AwsJsonError:
+    return FsxNotFound("DataRepositoryTaskNotFound", f"Data repository task '{task_id}' does not exist.")
+
+
+def mount_name(deployment_type: str) -> str:
+    # Real FSx: always "fsx" for SCRATCH_1, else 8 random lowercase alphanumerics.
+    if deployment_type == "SCRATCH_1":
+        return "fsx"
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+def default_export_path(import_path: str, created_at: float) -> str:
+    # Documented default: s3://import-bucket/FSxLustre[creation-timestamp].
+    bucket = S3_URI_PATTERN.match(import_path)
+    root = f"s3://{bucket.group(1)}" if bucket else import_path.rstrip("/")
+    return f"{root}/FSxLustre{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(created_at))}"
+
+
+def lustre_description(requested: dict[str, Any] | None, created_at: float) -> dict[str, Any]:
+    """LustreConfiguration as DescribeFileSystems reports it for a create request."""
+    config = dict(requested or {})
+    repository = {key: config.pop(key) for key in REPOSITORY_FIELDS if key in config}
+    config.setdefault("DeploymentType", "SCRATCH_1")
+    config["MountName"] = mount_name(config["DeploymentType"])
+    if "ImportPath" in repository:
+        import_path = repository["ImportPath"]
+        config["DataRepositoryConfiguration"] = {
+            "Lifecycle": "AVAILABLE",
+            "ImportPath": import_path,
+            "ExportPath": repository.get("ExportPath") or default_export_path(import_path, created_at),
+            "ImportedFileChunkSize": repository.get("ImportedFileChunkSize", 1024),
+            "AutoImportPolicy": repository.get("AutoImportPolicy", "NONE"),
+        }
+    return config
+
+
+class EmulatedFileSystem(FileSystem):
+    """moto's FileSystem plus Lifecycle, VpcId, CreationTime, OwnerId and the
+    Lustre fields the real service fills in."""
+
+    def __init__(self, vpc_id: str, type_version: str | None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.lifecycle = "AVAILABLE"
+        self.vpc_id = vpc_id
+        self.owner_id = kwargs["account_id"]
+        self.creation_time = time.time()
+        self.type_version = type_version
+        if self.file_system_type == "LUSTRE":
+            self.lustre_configuration = lustre_description(self.lustre_configuration, self.creation_time)
+        # Top-level attributes set through the control API (preflight tests).
+        self.overrides: dict[str, Any] = {}
+
+    @property
+    def import_path(self) -> str | None:
+        repository = (self.lustre_configuration or {}).get("DataRepositoryConfiguration", {})
+        return repository.get("ImportPath")
+
+    def to_dict(self) -> dict[str, Any]:
+        description = super().to_dict()
+        description.update(
+            Lifecycle=self.lifecycle,
+            VpcId=self.vpc_id,
+            OwnerId=self.owner_id,
+            CreationTime=self.creation_time,
+        )
+        if self.type_version:
+            description["FileSystemTypeVersion"] = self.type_version
+        description.update(self.overrides)
+        return description
+
+
+def import_path_error(path: str, repository: str | None) -> str | None:
+    """Why FSx would fail an import of `path`, or None if it is importable."""
+    match = S3_URI_PATTERN.match(path)
+    if not match:
+        return f"The path {path} is not a valid Amazon S3 URI (expected s3://bucket[/prefix])."
+    linked = S3_URI_PATTERN.match(repository or "")
+    if linked and linked.group(1) != match.group(1):
+        return f"The path {path} is not within the data repository {repository} linked to the file system."
+    return None
+
+
+def validate_report(report: Any) -> None:
+    if not isinstance(report, dict) or not isinstance(report.get("Enabled"), bool):
+        raise bad_request("Report is required and must contain Enabled.")
+    if not report["Enabled"]:
+        return
+    if not report.get("Path"):
+        raise bad_request("Report.Path is required when the completion report is enabled.")
+    if report.get("Format") != "REPORT_CSV_20191124":
+        raise bad_request("Report.Format must be REPORT_CSV_20191124 when the completion report is enabled.")
+    if report.get("Scope") != "FAILED_FILES_ONLY":
+        raise bad_request("Report.Scope must be FAILED_FILES_ONLY when the completion report is enabled.")
+
+
+def validate_task_request(request: dict[str, Any]) -> None:
+    if request.get("Type") not in TASK_TYPES:
+        raise bad_request(f"Type must be one of {', '.join(TASK_TYPES)}.")
+    validate_report(request.get("Report"))
+    paths = request.get("Paths") or []
+    if len(paths) > MAX_PATHS:
+        raise bad_request(f"Paths can contain at most {MAX_PATHS} entries.")
+    if any(len(path) > MAX_PATH_LENGTH for path in paths):
+        raise bad_request(f"Each path can be at most {MAX_PATH_LENGTH} characters long.")
+    token = request.get("ClientRequestToken")
+    if token is not None and not TOKEN_PATTERN.match(token):
+        raise bad_request("ClientRequestToken must be 1-63 characters of [A-Za-z0-9_.-].")
+
+
+class DataRepositoryTask:
+    """One data repository task. It is PENDING when created and advances on
+    the first DescribeDataRepositoryTasks that returns it: to EXECUTING, or to
+    FAILED when its paths cannot be imported (the real service also accepts
+    such a task and fails it afterwards). Only the control API or
+    CancelDataRepositoryTask end an EXECUTING task."""
+
+    def __init__(self, file_system: EmulatedFileSystem, request: dict[str, Any]):
+        self.task_id = f"task-{random_hex(17)}"
+        self.file_system_id = file_system.file_system_id
+        arn_prefix = file_system.resource_arn.rsplit(":", 1)[0]  # arn:aws:fsx:REGION:ACCOUNT
+        self.resource_arn = f"{arn_prefix}:task/{self.task_id}"
+        self.parameters = {key: request.get(key, default) for key, default in TASK_PARAMETERS.items()}
+        self.lifecycle = "PENDING"
+        self.creation_time = time.time()
+        self.start_time: float | None = None
+        self.end_time: float | None = None
+        self.failure_message: str | None = None
+        self.counts = {"TotalCount": 0, "SucceededCount": 0, "FailedCount": 0}
+        self.last_updated_time = self.creation_time
+        self.doomed_by = self._path_error(file_system)
+
+    def _path_error(self, file_system: EmulatedFileSystem) -> str | None:
+        if self.parameters["Type"] != "IMPORT_METADATA_FROM_REPOSITORY":
+            return None
+        errors = (import_path_error(path, file_system.import_path) for path in self.parameters["Paths"])
+        return next((error for error in errors if error), None)
+
+    @property
+    def active(self) -> bool:
+        return self.lifecycle in ACTIVE_LIFECYCLES
+
+    def same_request(self, request: dict[str, Any]) -> bool:
+        return all(request.get(key, default) == self.parameters[key] for key, default in TASK_PARAMETERS.items())
+
+    def advance(self) -> None:
+        if self.lifecycle != "PENDING":
+            return
+        if self.doomed_by:
+            self.finish("FAILED", self.doomed_by)
+        else:
+            self.start_time = self.last_updated_time = time.time()
+            self.lifecycle = "EXECUTING"
+
+    def finish(self, lifecycle: str, message: str | None = None, counts: dict[str, int] | None = None) -> None:
+        now = time.time()
+        self.start_time = self.start_time or now
+        self.end_time = self.last_updated_time = now
+        self.lifecycle = lifecycle
+        if lifecycle == "FAILED":
+            self.failure_message = message or "The data repository task failed."
+        self.counts.update(counts or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        description = {
+            "TaskId": self.task_id,
+            "Lifecycle": self.lifecycle,
+            "Type": self.parameters["Type"],
+            "CreationTime": self.creation_time,
+            "StartTime": self.start_time,
+            "EndTime": self.end_time,
+            "ResourceARN": self.resource_arn,
+            "Tags": self.parameters["Tags"],
+            "FileSystemId": self.file_system_id,
+            "Paths": self.parameters["Paths"],
+            "FailureDetails": {"Message": self.failure_message} if self.failure_message else None,
+            "Status": {**self.counts, "LastUpdatedTime": self.last_updated_time},
+            "Report": self.parameters["Report"],
+            "CapacityToRelease": self.parameters["CapacityToRelease"],
+            "ReleaseConfiguration": self.parameters["ReleaseConfiguration"],
+        }
+        return {key: value for key, value in description.items() if value is not None}
+
+
+def matches_filters(task: DataRepositoryTask, filters: list[dict[str, Any]]) -> bool:
+    attribute = {
+        "file-system-id": task.file_system_id,
+        "task-lifecycle": task.lifecycle,
+        # Tasks here never belong to an association or a cache.
+        "data-repository-association-id": None,
+        "file-cache-id": None,
+    }
+    return all(attribute.get(f.get("Name")) in (f.get("Values") or []) for f in filters)
+
+
+def page(items: list[Any], max_results: int | None, next_token: str | None) -> tuple[list[Any], str | None]:
+    if next_token is not None and not next_token.isdigit():
+        raise bad_request("NextToken is invalid.")
+    start = int(next_token or 0)
+    end = start + max_results if max_results else len(items)
+    return items[start:end], (str(end) if end < len(items) else None)
+
+
+class EmulatedFSxBackend(FSxBackend):
+    def __init__(self, region_name: str, account_id: str):
+        super().__init__(region_name, account_id)
+        self.tasks: dict[str, DataRepositoryTask] = {}
+        self.tokens: dict[tuple[str, str], DataRepositoryTask] = {}
+        # Highest number of PENDING/EXECUTING tasks seen at once, per file system.
+        self.max_active: dict[str, int] = {}
+        # Requests run on concurrent server threads; the one-active-task rule
+        # needs check-and-insert to be atomic.
+        self.lock = threading.RLock()
+
+    @property
+    def _url_module(self) -> Any:
+        return url_module(moto.fsx.urls, FSxResponse, RetrainFSxResponse)
+
+    def create_file_system(self, **kwargs: Any) -> FileSystem:  # type: ignore[override]
+        kwargs.pop("client_request_token", None)
+        type_version = kwargs.pop("file_system_type_version", None)
+        file_system = EmulatedFileSystem(
+            vpc_id=self._vpc_of(kwargs.get("subnet_ids") or []),
+            type_version=type_version,
+            account_id=self.account_id,
+            region_name=self.region_name,
+            backend=self,
+            **kwargs,
+        )
+        self.file_systems[file_system.file_system_id] = file_system
+        return file_system
+
+    def _vpc_of(self, subnet_ids: list[str]) -> str:
+        if subnet_ids:
+            try:
+                return ec2_backends[self.account_id][self.region_name].get_subnet(subnet_ids[0]).vpc_id
+            except InvalidSubnetIdError:
+                pass
+        return f"vpc-{random_hex(17)}"
+
+    def describe_file_systems(self, file_system_ids: list[str], **kwargs: Any) -> Any:  # type: ignore[override]
+        # moto silently drops unknown ids; FSx answers FileSystemNotFound.
+        for file_system_id in file_system_ids or []:
+            self.get_file_system(file_system_id)
+        return super().describe_file_systems(file_system_ids=file_system_ids, **kwargs)
+
+    def get_file_system(self, file_system_id: str) -> EmulatedFileSystem:
+        if file_system_id not in self.file_systems:
+            raise file_system_not_found(file_system_id)
+        return self.file_systems[file_system_id]  # type: ignore[return-value]
+
+    def create_data_repository_task(self, request: dict[str, Any]) -> DataRepositoryTask:
+        with self.lock:
+            file_system = self.get_file_system(request.get("FileSystemId", ""))
+            validate_task_request(request)
+            original = self._idempotent_replay(request)
+            if original:
+                return original
+            self._check_can_start(file_system)
+            task = DataRepositoryTask(file_system, request)
+            self.tasks[task.task_id] = task
+            if request.get("ClientRequestToken"):
+                self.tokens[(task.file_system_id, request["ClientRequestToken"])] = task
+            self._observe(task.file_system_id)
+            return task
+
+    def _idempotent_replay(self, request: dict[str, Any]) -> DataRepositoryTask | None:
+        token = request.get("ClientRequestToken")
+        original = self.tokens.get((request["FileSystemId"], token)) if token else None
+        if original and not original.same_request(request):
+            raise AwsJsonError(
+                "IncompatibleParameterError",
+                f"The client request token {token} was already used with different parameters.",
+                Parameter="ClientRequestToken",
+            )
+        return original
+
+    def _check_can_start(self, file_system: EmulatedFileSystem) -> None:
+        lifecycle = file_system.to_dict().get("Lifecycle")
+        if lifecycle not in ("AVAILABLE", "UPDATING"):
+            raise bad_request(f"File system {file_system.file_system_id} is in lifecycle {lifecycle}.")
+        active = self.active_tasks(file_system.file_system_id)
+        if active:
+            raise AwsJsonError(
+                "DataRepositoryTaskExecuting",
+                f"Data repository task {active[0].task_id} is already {active[0].lifecycle} "
+                f"on file system {file_system.file_system_id}.",
+            )
+
+    def active_tasks(self, file_system_id: str) -> list[DataRepositoryTask]:
+        return [t for t in self.tasks.values() if t.file_system_id == file_system_id and t.active]
+
+    def _observe(self, file_system_id: str) -> None:
+        count = len(self.active_tasks(file_system_id))
+        self.max_active[file_system_id] = max(self.max_active.get(file_system_id, 0), count)
+
+    def describe_data_repository_tasks(
+        self,
+        task_ids: list[str] | None,
+        filters: list[dict[str, Any]] | None,
+        max_results: int | None,
+        next_token: str | None,
+    ) -> tuple[list[DataRepositoryTask], str | None]:
+        with self.lock:
+            for task_id in task_ids or []:
+                self.get_task(task_id)
+            tasks = [self.tasks[t] for t in task_ids] if task_ids else list(self.tasks.values())
+            tasks = [t for t in tasks if matches_filters(t, filters or [])]
+            selected, token = page(tasks, max_results, next_token)
+            for task in selected:
+                task.advance()
+            return selected, token
+
+    def get_task(self, task_id: str) -> DataRepositoryTask:
+        if task_id not in self.tasks:
+            raise task_not_found(task_id)
+        return self.tasks[task_id]
+
+    def cancel_data_repository_task(self, task_id: str) -> DataRepositoryTask:
+        return self.end_task(task_id, "CANCELED")
+
+    def end_task(
+        self, task_id: str, lifecycle: str, message: str | None = None, counts: dict[str, int] | None = None
+    ) -> DataRepositoryTask:
+        """Ends a task as the service would once its work is done (or canceled)."""
+        with self.lock:
+            task = self.get_task(task_id)
+            if not task.active:
+                raise AwsJsonError("DataRepositoryTaskEnded", f"Data repository task {task_id} has already ended.")
+            task.finish(lifecycle, message, counts)
+            return task
+
+
+class RetrainFSxResponse(FSxResponse):
+    def create_data_repository_task(self) -> str:
+        task = self.fsx_backend.create_data_repository_task(json.loads(self.body or "{}"))
+        return json.dumps({"DataRepositoryTask": task.to_dict()})
+
+    def describe_data_repository_tasks(self) -> str:
+        params = json.loads(self.body or "{}")
+        tasks, next_token = self.fsx_backend.describe_data_repository_tasks(
+            task_ids=params.get("TaskIds"),
+            filters=params.get("Filters"),
+            max_results=params.get("MaxResults"),
+            next_token=params.get("NextToken"),
+        )
+        response: dict[str, Any] = {"DataRepositoryTasks": [task.to_dict() for task in tasks]}
+        if next_token:
+            response["NextToken"] = next_token
+        return json.dumps(response)
+
+    def cancel_data_repository_task(self) -> str:
+        task = self.fsx_backend.cancel_data_repository_task(json.loads(self.body or "{}").get("TaskId", ""))
+        # The service answers CANCELING and reports CANCELED once the task has stopped.
+        return json.dumps({"TaskId": task.task_id, "Lifecycle": "CANCELING"})
+
+
+def install() -> None:
+    swap_backend_class(fsx_backends, EmulatedFSxBackend)

@@ -1,0 +1,587 @@
+"""Tests of the emulator itself, through boto3 and the control API, against
+the server started exactly as retrain's tests start it."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+HERE = Path(__file__).resolve().parent
+FIXTURE = HERE / "fixtures" / "sagemaker-training-job-state-change.doc.json"
+ACCOUNT = "123456789012"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/retrain-training"
+SUBNET = "subnet-0123456789abcdef0"
+
+
+def start_emulator() -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "retrain_emulator.py"), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = process.stdout.readline().strip()
+    assert line.startswith("READY http://127.0.0.1:"), line
+    return process, line.split()[1]
+
+
+def stop_emulator(process: subprocess.Popen, how: int) -> int:
+    process.send_signal(how)
+    return process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def url():
+    process, address = start_emulator()
+    yield address
+    assert stop_emulator(process, signal.SIGTERM) == 0
+
+
+@pytest.fixture(autouse=True)
+def clean(url):
+    requests.post(f"{url}/_retrain/reset", timeout=5).raise_for_status()
+
+
+@pytest.fixture
+def client(url):
+    def make(service: str):
+        return boto3.client(
+            service,
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
+            aws_secret_access_key="secret",
+            config=Config(retries={"max_attempts": 1}),
+        )
+
+    return make
+
+
+@pytest.fixture
+def control(url):
+    def call(method: str, path: str, payload=None):
+        response = requests.request(method, f"{url}/_retrain/{path}", json=payload, timeout=5)
+        return response.status_code, response.json()
+
+    return call
+
+
+def error_code(raised: pytest.ExceptionInfo) -> str:
+    return raised.value.response["Error"]["Code"]
+
+
+# --- FSx ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def fsx(client):
+    return client("fsx")
+
+
+def create_file_system(fsx, **lustre) -> dict:
+    lustre = lustre or {"ImportPath": "s3://retrain-data/raw", "DeploymentType": "PERSISTENT_1"}
+    return fsx.create_file_system(
+        FileSystemType="LUSTRE", StorageCapacity=1200, SubnetIds=[SUBNET], LustreConfiguration=lustre
+    )["FileSystem"]
+
+
+def create_task(fsx, file_system_id: str, **overrides) -> dict:
+    request = {
+        "Type": "IMPORT_METADATA_FROM_REPOSITORY",
+        "FileSystemId": file_system_id,
+        "Paths": ["s3://retrain-data/raw/2024"],
+        "Report": {"Enabled": False},
+        **overrides,
+    }
+    return fsx.create_data_repository_task(**request)["DataRepositoryTask"]
+
+
+def describe_task(fsx, task_id: str) -> dict:
+    return fsx.describe_data_repository_tasks(TaskIds=[task_id])["DataRepositoryTasks"][0]
+
+
+def test_file_system_has_the_fields_moto_omits(client, fsx):
+    ec2 = client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    created = fsx.create_file_system(
+        FileSystemType="LUSTRE",
+        StorageCapacity=1200,
+        SubnetIds=[subnet],
+        LustreConfiguration={"ImportPath": "s3://retrain-data/raw", "DeploymentType": "PERSISTENT_1"},
+    )["FileSystem"]
+    described = fsx.describe_file_systems(FileSystemIds=[created["FileSystemId"]])["FileSystems"][0]
+
+    for file_system in (created, described):
+        assert file_system["Lifecycle"] == "AVAILABLE"
+        assert file_system["VpcId"] == vpc
+        assert file_system["DNSName"].startswith(created["FileSystemId"])
+        lustre = file_system["LustreConfiguration"]
+        assert len(lustre["MountName"]) == 8 and lustre["MountName"].isalnum() and lustre["MountName"].islower()
+        repository = lustre["DataRepositoryConfiguration"]
+        assert repository["Lifecycle"] == "AVAILABLE"
+        assert repository["ImportPath"] == "s3://retrain-data/raw"
+        assert repository["ExportPath"].startswith("s3://retrain-data/FSxLustre")
+    assert described["LustreConfiguration"]["MountName"] == created["LustreConfiguration"]["MountName"]
+
+
+def test_scratch_1_mount_name_and_unknown_subnet(fsx):
+    file_system = create_file_system(fsx, ImportPath="s3://retrain-data")
+    assert file_system["LustreConfiguration"]["MountName"] == "fsx"
+    assert file_system["VpcId"].startswith("vpc-")
+
+
+def test_unknown_file_system_is_not_found(fsx):
+    with pytest.raises(ClientError) as raised:
+        fsx.describe_file_systems(FileSystemIds=["fs-0123456789abcdef0"])
+    assert error_code(raised) == "FileSystemNotFound"
+
+
+def test_only_one_task_runs_per_file_system(fsx, control):
+    first_fs = create_file_system(fsx)["FileSystemId"]
+    second_fs = create_file_system(fsx)["FileSystemId"]
+    running = create_task(fsx, first_fs)
+    assert running["Lifecycle"] == "PENDING"
+
+    with pytest.raises(ClientError) as raised:
+        create_task(fsx, first_fs, Paths=["s3://retrain-data/raw/2025"])
+    assert error_code(raised) == "DataRepositoryTaskExecuting"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    create_task(fsx, second_fs)  # other file systems are not blocked
+
+    assert control("POST", f"fsx/tasks/{running['TaskId']}/finish", {"lifecycle": "SUCCEEDED"})[0] == 200
+    create_task(fsx, first_fs, Paths=["s3://retrain-data/raw/2025"])
+    status, listing = control("GET", "fsx/tasks")
+    assert status == 200
+    assert [task["FileSystemId"] for task in listing["tasks"]] == [first_fs, second_fs, first_fs]
+    assert listing["max_executing_per_file_system"] == {first_fs: 1, second_fs: 1}
+
+
+def test_client_request_token_is_idempotent(fsx, control):
+    file_system_id = create_file_system(fsx)["FileSystemId"]
+    other_fs = create_file_system(fsx)["FileSystemId"]
+    original = create_task(fsx, file_system_id, ClientRequestToken="upload-42")
+    assert create_task(fsx, file_system_id, ClientRequestToken="upload-42")["TaskId"] == original["TaskId"]
+
+    control("POST", f"fsx/tasks/{original['TaskId']}/finish", {"lifecycle": "SUCCEEDED"})
+    replay = create_task(fsx, file_system_id, ClientRequestToken="upload-42")
+    assert (replay["TaskId"], replay["Lifecycle"]) == (original["TaskId"], "SUCCEEDED")
+
+    with pytest.raises(ClientError) as raised:
+        create_task(fsx, file_system_id, ClientRequestToken="upload-42", Paths=["s3://retrain-data/other"])
+    assert error_code(raised) == "IncompatibleParameterError"
+    assert create_task(fsx, other_fs, ClientRequestToken="upload-42")["TaskId"] != original["TaskId"]
+
+
+def test_invalid_import_path_fails_the_task(fsx):
+    file_system_id = create_file_system(fsx)["FileSystemId"]
+    for path in ("retrain-data/raw", "s3://another-bucket/raw"):
+        task = create_task(fsx, file_system_id, Paths=[path])
+        assert task["Lifecycle"] == "PENDING"
+        failed = describe_task(fsx, task["TaskId"])
+        assert failed["Lifecycle"] == "FAILED"
+        assert path in failed["FailureDetails"]["Message"]
+        assert failed["EndTime"] >= failed["CreationTime"]
+
+
+def test_task_lifecycle_through_the_control_api(fsx, control):
+    file_system_id = create_file_system(fsx)["FileSystemId"]
+    task_id = create_task(fsx, file_system_id)["TaskId"]
+    assert describe_task(fsx, task_id)["Lifecycle"] == "EXECUTING"
+    assert describe_task(fsx, task_id)["Lifecycle"] == "EXECUTING"
+
+    status, finished = control(
+        "POST",
+        f"fsx/tasks/{task_id}/finish",
+        {"lifecycle": "FAILED", "message": "S3 access denied", "status": {"FailedCount": 3}},
+    )
+    assert status == 200
+    assert (finished["Lifecycle"], finished["FailureDetails"]) == ("FAILED", {"Message": "S3 access denied"})
+    described = describe_task(fsx, task_id)
+    assert described["FailureDetails"]["Message"] == "S3 access denied"
+    assert described["Status"]["FailedCount"] == 3
+    assert described["StartTime"] <= described["EndTime"]
+    assert described["ResourceARN"].endswith(f":task/{task_id}")
+    assert control("POST", f"fsx/tasks/{task_id}/finish", {"lifecycle": "SUCCEEDED"})[0] == 409
+    assert control("POST", "fsx/tasks/task-00000000000000000/finish", {"lifecycle": "SUCCEEDED"})[0] == 404
+    assert control("POST", f"fsx/tasks/{task_id}/finish", {"lifecycle": "DONE"})[0] == 400
+
+
+def test_cancel_data_repository_task(fsx):
+    file_system_id = create_file_system(fsx)["FileSystemId"]
+    task_id = create_task(fsx, file_system_id)["TaskId"]
+    assert fsx.cancel_data_repository_task(TaskId=task_id)["Lifecycle"] == "CANCELING"
+    assert describe_task(fsx, task_id)["Lifecycle"] == "CANCELED"
+    with pytest.raises(ClientError) as raised:
+        fsx.cancel_data_repository_task(TaskId=task_id)
+    assert error_code(raised) == "DataRepositoryTaskEnded"
+
+
+def test_describe_filters_and_pages(fsx, control):
+    first_fs = create_file_system(fsx)["FileSystemId"]
+    second_fs = create_file_system(fsx)["FileSystemId"]
+    done = create_task(fsx, first_fs)["TaskId"]
+    control("POST", f"fsx/tasks/{done}/finish", {"lifecycle": "SUCCEEDED"})
+    pending = create_task(fsx, first_fs, Type="EXPORT_TO_REPOSITORY", Paths=["raw/2024"])["TaskId"]
+    other = create_task(fsx, second_fs)["TaskId"]
+
+    def ids(**kwargs):
+        return [t["TaskId"] for t in fsx.describe_data_repository_tasks(**kwargs)["DataRepositoryTasks"]]
+
+    assert ids(Filters=[{"Name": "file-system-id", "Values": [first_fs]}]) == [done, pending]
+    assert ids(Filters=[{"Name": "task-lifecycle", "Values": ["SUCCEEDED"]}]) == [done]
+    assert ids(Filters=[{"Name": "data-repository-association-id", "Values": ["dra-0123456789abcdef0"]}]) == []
+    first_page = fsx.describe_data_repository_tasks(MaxResults=2)
+    assert [t["TaskId"] for t in first_page["DataRepositoryTasks"]] == [done, pending]
+    assert ids(MaxResults=2, NextToken=first_page["NextToken"]) == [other]
+    with pytest.raises(ClientError) as raised:
+        fsx.describe_data_repository_tasks(TaskIds=["task-00000000000000000"])
+    assert error_code(raised) == "DataRepositoryTaskNotFound"
+
+
+@pytest.mark.parametrize(
+    "overrides, code",
+    [
+        ({"FileSystemId": "fs-0123456789abcdef0"}, "FileSystemNotFound"),
+        ({"Report": {"Enabled": True}}, "BadRequest"),
+        ({"Paths": [f"s3://retrain-data/{n}" for n in range(101)]}, "BadRequest"),
+        ({"Paths": ["s3://retrain-data/" + "x" * 4090]}, "BadRequest"),
+        ({"ClientRequestToken": "not allowed!"}, "BadRequest"),
+    ],
+)
+def test_task_requests_are_validated(fsx, overrides, code):
+    file_system_id = create_file_system(fsx)["FileSystemId"]
+    with pytest.raises(ClientError) as raised:
+        create_task(fsx, file_system_id, **overrides)
+    assert error_code(raised) == code
+
+
+def test_completion_report_when_enabled(fsx):
+    file_system_id = create_file_system(fsx)["FileSystemId"]
+    report = {
+        "Enabled": True,
+        "Path": "s3://retrain-data/reports",
+        "Format": "REPORT_CSV_20191124",
+        "Scope": "FAILED_FILES_ONLY",
+    }
+    assert create_task(fsx, file_system_id, Report=report)["Report"] == report
+
+
+def test_patched_file_system_blocks_tasks(fsx, control):
+    file_system_id = create_file_system(fsx)["FileSystemId"]
+    status, patched = control("POST", f"fsx/file-systems/{file_system_id}", {"Lifecycle": "MISCONFIGURED"})
+    assert (status, patched["Lifecycle"]) == (200, "MISCONFIGURED")
+    assert fsx.describe_file_systems(FileSystemIds=[file_system_id])["FileSystems"][0]["Lifecycle"] == "MISCONFIGURED"
+    with pytest.raises(ClientError) as raised:
+        create_task(fsx, file_system_id)
+    assert error_code(raised) == "BadRequest"
+    assert control("POST", "fsx/file-systems/fs-0123456789abcdef0", {"Lifecycle": "AVAILABLE"})[0] == 404
+
+
+# --- SageMaker -----------------------------------------------------------------
+
+
+@pytest.fixture
+def sagemaker(client):
+    return client("sagemaker")
+
+
+def training_request(name: str, sweep: str | None = None, **overrides) -> dict:
+    request = {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {
+            "TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1",
+            "TrainingInputMode": "File",
+        },
+        "RoleArn": ROLE,
+        "InputDataConfig": [
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "FileSystemDataSource": {
+                        "FileSystemId": "fs-0123456789abcdef0",
+                        "FileSystemAccessMode": "ro",
+                        "FileSystemType": "FSxLustre",
+                        "DirectoryPath": "/abcdefgh/raw",
+                    }
+                },
+            }
+        ],
+        "OutputDataConfig": {"S3OutputPath": "s3://retrain-models/"},
+        "ResourceConfig": {
+            "InstanceType": "ml.g5.xlarge",
+            "InstanceCount": 1,
+            "VolumeSizeInGB": 50,
+            "KeepAlivePeriodInSeconds": 900,
+        },
+        "VpcConfig": {"SecurityGroupIds": ["sg-0123456789abcdef0"], "Subnets": [SUBNET]},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 7200},
+        "HyperParameters": {"eta": "0.1", "max_depth": "6"},
+        "Environment": {"RETRAIN_RUN": name},
+        "EnableManagedSpotTraining": False,
+        "Tags": [{"Key": "retrain:sweep", "Value": sweep}] if sweep else [{"Key": "team", "Value": "ml"}],
+    }
+    request.update(overrides)
+    return request
+
+
+def test_duplicate_training_job_name_is_resource_in_use(sagemaker, control):
+    sagemaker.create_training_job(**training_request("train-1"))
+    with pytest.raises(ClientError) as raised:
+        sagemaker.create_training_job(**training_request("train-1", HyperParameters={"eta": "0.3"}))
+    assert error_code(raised) == "ResourceInUse"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert "training job with this name already exists (arn:aws:sagemaker:" in raised.value.response["Error"]["Message"]
+    assert sagemaker.describe_training_job(TrainingJobName="train-1")["HyperParameters"]["eta"] == "0.1"
+    _, listing = control("GET", "sagemaker/jobs")
+    assert (listing["create_calls"], listing["resource_in_use"], len(listing["jobs"])) == (2, 1, 1)
+
+
+def test_jobs_stay_in_progress_and_keep_the_request(sagemaker, control):
+    request = training_request("train-1", sweep="sweep-a")
+    sagemaker.create_training_job(**request)
+    sagemaker.create_training_job(**training_request("train-2", sweep="sweep-a"))
+    sagemaker.create_training_job(**training_request("train-3"))
+    for _ in range(2):
+        job = sagemaker.describe_training_job(TrainingJobName="train-1")
+        assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("InProgress", "Starting")
+    for key in (
+        "AlgorithmSpecification",
+        "InputDataConfig",
+        "ResourceConfig",
+        "VpcConfig",
+        "HyperParameters",
+        "StoppingCondition",
+        "OutputDataConfig",
+        "RoleArn",
+        "Environment",
+        "EnableManagedSpotTraining",
+    ):
+        assert job[key] == request[key], key
+    assert "TrainingEndTime" not in job and "FinalMetricDataList" not in job and "FailureReason" not in job
+
+    _, listing = control("GET", "sagemaker/jobs")
+    assert listing["max_in_progress"] == 3
+    assert listing["max_in_progress_by_tag"] == {"sweep-a": 2}
+    first = listing["jobs"][0]
+    assert (first["name"], first["status"], first["secondary_status"], first["creation_order"]) == (
+        "train-1",
+        "InProgress",
+        "Starting",
+        1,
+    )
+    assert first["tags"] == {"retrain:sweep": "sweep-a"}
+
+
+def test_completion_sets_metrics_transitions_and_warm_pool(sagemaker, control):
+    sagemaker.create_training_job(**training_request("train-1"))
+    status, event = control("POST", "sagemaker/jobs/train-1/complete", {"metrics": {"validation:auc": 0.91}})
+    assert status == 200 and event["detail"]["TrainingJobStatus"] == "Completed"
+
+    job = sagemaker.describe_training_job(TrainingJobName="train-1")
+    assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Completed", "Completed")
+    assert [(m["MetricName"], m["Value"]) for m in job["FinalMetricDataList"]] == [("validation:auc", 0.91)]
+    transitions = job["SecondaryStatusTransitions"]
+    assert [t["Status"] for t in transitions] == ["Starting", "Downloading", "Training", "Uploading", "Completed"]
+    assert all(t["StartTime"] <= t["EndTime"] and t["StatusMessage"] for t in transitions)
+    assert job["CreationTime"] <= job["TrainingStartTime"] <= job["TrainingEndTime"]
+    assert job["BillableTimeInSeconds"] >= 1
+    assert job["ModelArtifacts"]["S3ModelArtifacts"] == "s3://retrain-models/train-1/output/model.tar.gz"
+    assert job["WarmPoolStatus"]["Status"] == "Available"
+
+    sagemaker.create_training_job(**training_request("train-2"))
+    control("POST", "sagemaker/jobs/train-2/complete", {"metrics": {}, "warm_pool_reused": True})
+    reused = sagemaker.describe_training_job(TrainingJobName="train-1")["WarmPoolStatus"]
+    assert (reused["Status"], reused["ReusedByJob"]) == ("Reused", "train-2")
+    assert control("POST", "sagemaker/jobs/train-2/complete", {})[0] == 409
+    assert control("POST", "sagemaker/jobs/missing/complete", {})[0] == 404
+
+
+def test_failure_and_stop(sagemaker, control):
+    reason = (
+        "CapacityError: Unable to provision requested ML compute capacity. "
+        "Please retry using a different ML instance type."
+    )
+    sagemaker.create_training_job(**training_request("train-1"))
+    status, event = control("POST", "sagemaker/jobs/train-1/fail", {"reason": reason})
+    assert status == 200 and event["detail"]["FailureReason"] == reason
+    job = sagemaker.describe_training_job(TrainingJobName="train-1")
+    assert (job["TrainingJobStatus"], job["FailureReason"]) == ("Failed", reason)
+    assert [t["Status"] for t in job["SecondaryStatusTransitions"]] == ["Starting", "Failed"]
+    assert "TrainingStartTime" not in job and "BillableTimeInSeconds" not in job
+
+    sagemaker.create_training_job(**training_request("train-2"))
+    sagemaker.stop_training_job(TrainingJobName="train-2")
+    job = sagemaker.describe_training_job(TrainingJobName="train-2")
+    assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "Stopped")
+    with pytest.raises(ClientError) as raised:
+        sagemaker.stop_training_job(TrainingJobName="train-2")
+    assert error_code(raised) == "ValidationException"
+
+    sagemaker.create_training_job(**training_request("train-3"))
+    status, event = control("POST", "sagemaker/jobs/train-3/stop")
+    assert (status, event["detail"]["TrainingJobStatus"]) == (200, "Stopped")
+    _, listing = control("GET", "sagemaker/jobs")
+    assert [(j["name"], j["status"], j["failure_reason"]) for j in listing["jobs"]] == [
+        ("train-1", "Failed", reason),
+        ("train-2", "Stopped", None),
+        ("train-3", "Stopped", None),
+    ]
+
+
+def json_type(value) -> str:
+    return type(value).__name__
+
+
+def test_state_change_event_matches_the_documented_example(sagemaker, control):
+    documented = json.loads(FIXTURE.read_text())
+    request = training_request("train-1")
+    del request["VpcConfig"]  # the documented event shows an empty map then
+    sagemaker.create_training_job(**request)
+    _, in_progress = control("GET", "sagemaker/jobs/train-1/event")
+    _, event = control("POST", "sagemaker/jobs/train-1/complete", {"metrics": {"validation:auc": 0.9}})
+
+    assert set(event) == set(documented)
+    assert {key: json_type(value) for key, value in event.items()} == {
+        key: json_type(value) for key, value in documented.items()
+    }
+    for key, value in documented["detail"].items():
+        assert json_type(event["detail"].get(key)) == json_type(value), key
+    for key in ("CreationTime", "TrainingStartTime", "TrainingEndTime", "LastModifiedTime"):
+        assert len(event["detail"][key]) == 13 and event["detail"][key].isdigit(), key
+    assert event["detail"]["VpcConfig"] == {}
+    assert event["detail"]["Tags"] == {"team": "ml"}
+    assert event["resources"] == [event["detail"]["TrainingJobArn"]]
+    assert (event["source"], event["detail-type"], event["account"]) == (
+        "aws.sagemaker",
+        documented["detail-type"],
+        ACCOUNT,
+    )
+    assert all(t["StartTime"].isdigit() for t in event["detail"]["SecondaryStatusTransitions"])
+    assert in_progress["detail"]["TrainingJobStatus"] == "InProgress" and in_progress["id"] != event["id"]
+    assert control("GET", "sagemaker/jobs/train-1/event")[1] == event
+
+
+def test_list_training_jobs(sagemaker, control):
+    for name in ("sweep-a-1", "sweep-a-2", "sweep-b-1", "sweep-a-3"):
+        sagemaker.create_training_job(**training_request(name))
+    control("POST", "sagemaker/jobs/sweep-a-2/complete", {"metrics": {}})
+
+    def names(**kwargs):
+        return [s["TrainingJobName"] for s in sagemaker.list_training_jobs(**kwargs)["TrainingJobSummaries"]]
+
+    assert names(NameContains="sweep-a") == ["sweep-a-1", "sweep-a-2", "sweep-a-3"]
+    assert names(NameContains="sweep-a", StatusEquals="InProgress") == ["sweep-a-1", "sweep-a-3"]
+    assert names(StatusEquals="Completed") == ["sweep-a-2"]
+    assert names(SortBy="Name", SortOrder="Descending") == ["sweep-b-1", "sweep-a-3", "sweep-a-2", "sweep-a-1"]
+    first_page = sagemaker.list_training_jobs(MaxResults=3)
+    assert len(first_page["TrainingJobSummaries"]) == 3
+    assert names(MaxResults=3, NextToken=first_page["NextToken"]) == ["sweep-a-3"]
+    # Documented: StatusEquals filters the MaxResults jobs picked first.
+    assert names(MaxResults=2, StatusEquals="Completed") == ["sweep-a-2"]
+    assert names(MaxResults=1, StatusEquals="Completed") == []
+    summary = sagemaker.list_training_jobs(NameContains="sweep-a-2")["TrainingJobSummaries"][0]
+    assert (summary["SecondaryStatus"], summary["WarmPoolStatus"]["Status"]) == ("Completed", "Available")
+
+
+# --- EventBridge and reset -----------------------------------------------------
+
+
+def test_put_events_are_recorded(client, control):
+    events = client("events")
+    events.create_event_bus(Name="retrain")
+    events.put_events(
+        Entries=[
+            {
+                "EventBusName": "retrain",
+                "Source": "retrain.import",
+                "DetailType": "Import Finished",
+                "Detail": '{"task":"t-1"}',
+                "Resources": ["arn:x"],
+            },
+            {"Source": "retrain.sweep", "DetailType": "Sweep Started", "Detail": "{}"},
+            {"Source": "retrain.sweep", "DetailType": "Broken", "Detail": "not json"},
+        ]
+    )
+    _, recorded = control("GET", "events")
+    assert [(e["EventBusName"], e["DetailType"]) for e in recorded["entries"]] == [
+        ("retrain", "Import Finished"),
+        ("default", "Sweep Started"),
+    ]
+    first = recorded["entries"][0]
+    assert (first["Source"], first["Detail"], first["Resources"]) == ("retrain.import", '{"task":"t-1"}', ["arn:x"])
+    assert first["Time"].endswith("Z")
+    _, only_retrain = control("GET", "events?bus=retrain")
+    assert [e["DetailType"] for e in only_retrain["entries"]] == ["Import Finished"]
+
+
+@pytest.mark.parametrize("path", ["_retrain/reset", "moto-api/reset"])
+def test_reset_clears_everything(url, fsx, sagemaker, client, control, path):
+    file_system_id = create_file_system(fsx)["FileSystemId"]
+    create_task(fsx, file_system_id)
+    sagemaker.create_training_job(**training_request("train-1"))
+    client("events").put_events(Entries=[{"Source": "retrain", "DetailType": "x", "Detail": "{}"}])
+
+    assert requests.post(f"{url}/{path}", timeout=5).status_code == 200
+    assert control("GET", "fsx/tasks")[1] == {"tasks": [], "max_executing_per_file_system": {}}
+    assert control("GET", "sagemaker/jobs")[1] == {
+        "jobs": [],
+        "max_in_progress": 0,
+        "create_calls": 0,
+        "resource_in_use": 0,
+        "max_in_progress_by_tag": {},
+    }
+    assert control("GET", "events")[1] == {"entries": []}
+    assert fsx.describe_file_systems()["FileSystems"] == []
+    sagemaker.create_training_job(**training_request("train-1"))  # the name is free again
+
+
+def test_server_stops_cleanly_on_sigint():
+    process, address = start_emulator()
+    assert requests.get(f"{address}/_retrain/events", timeout=5).json() == {"entries": []}
+    started = time.monotonic()
+    assert stop_emulator(process, signal.SIGINT) == 0
+    assert time.monotonic() - started < 5
+
+
+# --- Unpatched moto behaviour retrain relies on ---------------------------------
+
+
+def test_s3_conditional_write_is_refused_when_the_key_exists(client):
+    s3 = client("s3")
+    s3.create_bucket(Bucket="retrain-markers")
+    s3.put_object(Bucket="retrain-markers", Key="run/started", Body=b"1", IfNoneMatch="*")
+    with pytest.raises(ClientError) as raised:
+        s3.put_object(Bucket="retrain-markers", Key="run/started", Body=b"2", IfNoneMatch="*")
+    assert (error_code(raised), raised.value.response["ResponseMetadata"]["HTTPStatusCode"]) == (
+        "PreconditionFailed",
+        412,
+    )
+
+
+def test_sqs_message_delay_is_honoured(client):
+    sqs = client("sqs")
+    queue = sqs.create_queue(QueueName="retrain-delayed")["QueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody="later", DelaySeconds=1)
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue)
+    time.sleep(1.2)
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=queue)["Messages"]] == ["later"]
+
+
+def test_sqs_redrives_to_the_dead_letter_queue(client):
+    sqs = client("sqs")
+    dead = sqs.create_queue(QueueName="retrain-dlq")["QueueUrl"]
+    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": "1"})
+    queue = sqs.create_queue(QueueName="retrain-work", Attributes={"RedrivePolicy": redrive})["QueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody="poison")
+    assert len(sqs.receive_message(QueueUrl=queue, VisibilityTimeout=0)["Messages"]) == 1
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue)
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=dead)["Messages"]] == ["poison"]

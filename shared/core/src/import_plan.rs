@@ -19,6 +19,10 @@ pub const MAX_PATH_LEN: usize = 4096;
 pub struct ObjectRef {
     pub bucket: String,
     pub key: String,
+    /// Which write of the key: the notification's `sequencer` (else its ETag).
+    /// A new write of the same key is new data; a redelivered notification is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 impl ObjectRef {
@@ -63,6 +67,12 @@ pub fn pending_key(file_system_id: &str, entry_id: &str) -> String {
     format!("{}{entry_id}.json", pending_prefix(file_system_id))
 }
 
+/// Marker of an entry a succeeded import covered: a redelivered batch finds
+/// it and is not imported again.
+pub fn imported_key(file_system_id: &str, entry_id: &str) -> String {
+    format!("imported/{file_system_id}/{entry_id}")
+}
+
 /// Why an object of a batch leads to no import.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Unmatched {
@@ -102,7 +112,11 @@ pub fn pending_entries(config: &Config, objects: &[ObjectRef]) -> (Vec<PendingEn
         .map(|(fs, (pipelines, objects))| {
             let objects: Vec<ObjectRef> = objects.into_iter().collect();
             let mut parts: Vec<String> = vec![fs.to_owned()];
-            parts.extend(objects.iter().map(|o| format!("{}/{}", o.bucket, o.key)));
+            parts.extend(
+                objects
+                    .iter()
+                    .map(|o| format!("{}/{}@{}", o.bucket, o.key, o.version.as_deref().unwrap_or(""))),
+            );
             let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
             let id = names::digest(&refs)[..32].to_owned();
             PendingEntry {

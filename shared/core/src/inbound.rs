@@ -5,7 +5,6 @@
 use crate::import_plan::ObjectRef;
 use crate::messages::Message;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use aws_lambda_events::event::s3::S3EventRecord;
 use aws_lambda_events::event::sqs::SqsMessage;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -33,8 +32,6 @@ pub struct ObjectCreated {
     pub object: ObjectRef,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sequencer: Option<String>,
 }
 
 /// The fields of a training job state change that retrain acts on.
@@ -202,20 +199,18 @@ fn decode_record(record: &Value, at: &str, outer_id: Option<&str>, out: &mut Dec
     }
 }
 
+// Read field by field rather than through `aws_lambda_events`' S3 record:
+// that type requires eventTime, userIdentity and requestParameters, which
+// retrain never uses, and a record without them is still an upload to import.
 fn decode_s3_record(record: &Value, at: &str, message_id: Option<&str>, out: &mut Decoded) {
-    let r: S3EventRecord = match serde_json::from_value(record.clone()) {
-        Ok(r) => r,
-        Err(e) => {
-            out.skip(at.to_owned(), message_id, format!("malformed S3 event record: {e}"), true);
-            return;
-        }
-    };
-    let name = r.event_name.as_deref().unwrap_or("");
-    let (Some(bucket), Some(raw_key)) = (r.s3.bucket.name.as_deref(), r.s3.object.key.as_deref()) else {
+    let name = record.get("eventName").and_then(Value::as_str).unwrap_or("");
+    let bucket = record.pointer("/s3/bucket/name").and_then(Value::as_str);
+    let raw_key = record.pointer("/s3/object/key").and_then(Value::as_str);
+    let (Some(bucket), Some(raw_key)) = (bucket, raw_key) else {
         out.skip(
             at.to_owned(),
             message_id,
-            "S3 record without bucket name or object key".to_owned(),
+            "S3 record without s3.bucket.name or s3.object.key".to_owned(),
             true,
         );
         return;
@@ -224,7 +219,7 @@ fn decode_s3_record(record: &Value, at: &str, message_id: Option<&str>, out: &mu
         out.skip(
             format!("s3://{bucket}/{raw_key}"),
             message_id,
-            format!("{name} is not an object creation"),
+            format!("{name:?} is not an object creation"),
             false,
         );
         return;
@@ -236,13 +231,22 @@ fn decode_s3_record(record: &Value, at: &str, message_id: Option<&str>, out: &mu
                 object: ObjectRef {
                     bucket: bucket.to_owned(),
                     key,
+                    version: object_version(record.pointer("/s3/object")),
                 },
-                size: r.s3.object.size,
-                sequencer: r.s3.object.sequencer.clone(),
+                size: record.pointer("/s3/object/size").and_then(Value::as_i64),
             }),
         ),
         Err(reason) => out.skip(format!("s3://{bucket}/{raw_key}"), message_id, reason, true),
     }
+}
+
+/// The write an object event reports: its `sequencer`, else its ETag (`eTag` in notifications, `etag` on EventBridge).
+fn object_version(object: Option<&Value>) -> Option<String> {
+    let object = object?;
+    ["sequencer", "eTag", "etag"]
+        .iter()
+        .find_map(|f| object.get(*f).and_then(Value::as_str))
+        .map(str::to_owned)
 }
 
 /// S3 notifications URL-encode keys the way HTML forms do: `+` is a space.
@@ -326,9 +330,9 @@ fn object_created(detail: &Value) -> Result<ObjectCreated, String> {
         object: ObjectRef {
             bucket: bucket.to_owned(),
             key: raw_key.to_owned(),
+            version: object_version(detail.get("object")),
         },
         size: detail.pointer("/object/size").and_then(Value::as_i64),
-        sequencer: detail.pointer("/object/sequencer").and_then(Value::as_str).map(str::to_owned),
     })
 }
 

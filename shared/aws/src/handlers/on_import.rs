@@ -8,7 +8,7 @@ use super::{now_epoch, Outcome};
 use crate::deps::Deps;
 use crate::error::Error;
 use retrain_core::events::{DomainEvent, ImportCompleted, ImportFailed, SweepBlocked};
-use retrain_core::import_plan::{import_record_key, pending_key, ImportRecord};
+use retrain_core::import_plan::{import_record_key, imported_key, pending_key, ImportRecord};
 use retrain_core::inbound::{decode, Inbound};
 use retrain_core::messages::{watch_delay, ImportWatch, Message};
 use std::collections::BTreeSet;
@@ -76,7 +76,11 @@ async fn watch(deps: &Deps, w: &ImportWatch, out: &mut Outcome) -> Result<(), Er
         }
         "SUCCEEDED" => {
             if let Some(r) = &record {
+                // Mark before deleting, so a redelivered batch never finds neither.
                 for entry in &r.entries {
+                    deps.store
+                        .put_once(&imported_key(fs, entry), &serde_json::json!({"task_id": w.task_id}))
+                        .await?;
                     deps.store.delete(&pending_key(fs, entry)).await?;
                 }
             }

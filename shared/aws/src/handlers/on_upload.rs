@@ -4,7 +4,7 @@ use super::imports::{start_covering_import, Started};
 use super::Outcome;
 use crate::deps::Deps;
 use crate::error::Error;
-use retrain_core::import_plan::{pending_entries, ObjectRef, Unmatched};
+use retrain_core::import_plan::{imported_key, pending_entries, ObjectRef, PendingEntry, Unmatched};
 use retrain_core::inbound::{decode, Inbound, Skip};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -49,8 +49,14 @@ pub async fn handle(deps: &Deps, payload: &serde_json::Value) -> Result<serde_js
             .iter()
             .flat_map(|o| sources.get(o).cloned().unwrap_or_default())
             .collect();
-        match deps.store.put_once(&entry.key(), entry).await {
-            Ok(_) => {
+        match record(deps, entry).await {
+            Ok(false) => out.did(format!(
+                "{} upload(s) for {} were already imported ({})",
+                entry.objects.len(),
+                entry.file_system_id,
+                entry.id
+            )),
+            Ok(true) => {
                 out.did(format!(
                     "recorded {} upload(s) for {} as {}",
                     entry.objects.len(),
@@ -75,6 +81,17 @@ pub async fn handle(deps: &Deps, payload: &serde_json::Value) -> Result<serde_js
         }
     }
     out.finish(fatal)
+}
+
+/// Adds the entry to the pending set unless a succeeded import already
+/// covered it (a redelivered batch). Returns whether it is pending now.
+async fn record(deps: &Deps, entry: &PendingEntry) -> Result<bool, Error> {
+    let imported = imported_key(&entry.file_system_id, &entry.id);
+    if deps.store.get::<serde_json::Value>("imported marker", &imported).await?.is_some() {
+        return Ok(false);
+    }
+    deps.store.put_once(&entry.key(), entry).await?;
+    Ok(true)
 }
 
 fn kind(event: &Inbound) -> &'static str {

@@ -12,6 +12,7 @@ fn obj(key: &str) -> ObjectRef {
     ObjectRef {
         bucket: "example-training-data".into(),
         key: key.into(),
+        version: None,
     }
 }
 
@@ -27,7 +28,8 @@ fn triggers_match_bucket_prefix_and_suffix() {
             churn,
             &ObjectRef {
                 bucket: "else".into(),
-                key: "datasets/churn/a.csv".into()
+                key: "datasets/churn/a.csv".into(),
+                version: None,
             }
         ),
         "bucket"
@@ -148,4 +150,18 @@ proptest! {
             prop_assert!(floor.covers(p), "{} rose above the data repository", p);
         }
     }
+}
+
+#[test]
+fn a_new_write_of_the_same_key_is_a_new_entry() {
+    let c = config();
+    let v = |version: &str| ObjectRef {
+        version: Some(version.into()),
+        ..obj("datasets/churn/a.csv")
+    };
+    let first = pending_entries(&c, &[v("0055AED6DCD90281E5")]).0;
+    let again = pending_entries(&c, &[v("0055AED6DCD90281E5")]).0;
+    let rewrite = pending_entries(&c, &[v("0055AED6DCD90281F9")]).0;
+    assert_eq!(first[0].id, again[0].id, "a redelivered notification");
+    assert_ne!(first[0].id, rewrite[0].id, "an overwrite is new data");
 }

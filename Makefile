@@ -1,0 +1,34 @@
+# retrain — `make test` runs everything; `make demo` plays the pipeline locally.
+SHELL := /bin/bash
+# A target dir outside the clone keeps the AWS SDK build between clones.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/retrain/target
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+
+.PHONY: test lint fmt-check clippy cfn-lint python-tests rust-tests venv
+
+## The whole test suite: formatting, lints, template lint, emulator tests, Rust tests.
+test: fmt-check clippy cfn-lint python-tests rust-tests
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: tests/emulator/requirements.txt tests/requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --disable-pip-version-check -r tests/emulator/requirements.txt -r tests/requirements-dev.txt
+	touch $@
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+cfn-lint: venv
+	$(VENV)/bin/cfn-lint template.yaml
+
+python-tests: venv
+	$(VPY) -m pytest -q -p no:cacheprovider tests/emulator tests/template
+
+rust-tests: venv
+	RETRAIN_EMULATOR_PYTHON=$(abspath $(VPY)) cargo test --workspace

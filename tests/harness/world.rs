@@ -1,0 +1,379 @@
+//! A whole retrain deployment inside the emulator, and drivers that deliver
+//! events to the handlers the way AWS would: SQS batches (from the real
+//! emulated queues, acknowledging only what the handler did not fail),
+//! EventBridge envelopes for domain events, and SageMaker state changes.
+
+use crate::emulator::Emulator;
+use aws_sdk_sqs::types::QueueAttributeName;
+use retrain_aws::adapters::Clients;
+use retrain_aws::handlers::{on_import, on_training, on_upload, start_sweep};
+use retrain_aws::settings::Settings;
+use retrain_aws::Deps;
+use serde_json::{json, Value};
+
+pub const REGION: &str = "us-east-1";
+pub const DATA_BUCKET: &str = "example-training-data";
+pub const ARTIFACTS_BUCKET: &str = "retrain-artifacts";
+pub const BUS: &str = "retrain-bus";
+pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/RetrainSageMakerTraining";
+
+/// Which handler a delivery went to, for replays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    OnUpload,
+    OnImport,
+    StartSweep,
+    OnTraining,
+}
+
+/// Ids of what the world created.
+#[derive(Debug, Clone)]
+pub struct Ids {
+    pub lustre: String,
+    pub efs: String,
+    pub subnet: String,
+    pub security_group: String,
+}
+
+pub struct Queue {
+    pub url: String,
+    pub arn: String,
+}
+
+pub struct World {
+    pub emulator: Emulator,
+    pub clients: Clients,
+    pub deps: Deps,
+    pub ids: Ids,
+    pub upload_queue: Queue,
+    pub watch_queue: Queue,
+    pub tick_queue: Queue,
+    /// Deliver every event twice (at-least-once delivery).
+    pub duplicate: bool,
+    /// Everything delivered, in order, for replays.
+    pub log: Vec<(Target, Value)>,
+    bus_seen: usize,
+}
+
+fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    let credentials = aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "retrain-tests");
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(credentials))
+        .build()
+}
+
+/// The test configuration: an FSx for Lustre pipeline (3 × 2 grid, two
+/// lanes, one retry; mount name left to DescribeFileSystems) and a
+/// scheduled EFS pipeline.
+pub fn config_yaml(ids: &Ids) -> String {
+    format!(
+        r#"
+pipelines:
+  - name: churn
+    trigger: {{ bucket: {DATA_BUCKET}, prefixes: ["datasets/churn/"], suffix: ".csv" }}
+    file_system:
+      type: fsx_lustre
+      id: {lustre}
+      data_repository_path: s3://{DATA_BUCKET}/
+    vpc: {{ subnets: [{subnet}], security_groups: [{sg}] }}
+    training:
+      role_arn: {ROLE_ARN}
+      image: 683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1
+      instance_type: ml.m5.xlarge
+      output_path: s3://{ARTIFACTS_BUCKET}/models/churn/
+      channels:
+        - {{ name: train, directory: /datasets/churn/train, content_type: text/csv }}
+        - {{ name: validation, directory: /datasets/churn/validation, content_type: text/csv }}
+      hyperparameters: {{ objective: "binary:logistic", num_round: 50 }}
+      objective: {{ metric: "validation:auc", direction: maximize }}
+      keep_alive_seconds: 600
+    sweep:
+      grid: {{ eta: [0.1, 0.3, 0.5], max_depth: [4, 6] }}
+      max_parallel: 2
+      max_retries: 1
+    import: {{ poll_interval_seconds: 0, max_wait_seconds: 3600, max_attempts: 2 }}
+  - name: fraud-efs
+    trigger: {{ bucket: {DATA_BUCKET}, prefixes: ["home/alice/fraud/"] }}
+    file_system: {{ type: efs, id: {efs} }}
+    vpc: {{ subnets: [{subnet}], security_groups: [{sg}] }}
+    training:
+      role_arn: {ROLE_ARN}
+      image: 683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1
+      instance_type: ml.m5.large
+      output_path: s3://{ARTIFACTS_BUCKET}/models/fraud/
+      channels: [{{ name: train, directory: /home/alice/fraud/train }}]
+      objective: {{ metric: "validation:logloss", direction: minimize }}
+    sweep:
+      variants: [{{ max_depth: 3 }}, {{ max_depth: 5 }}]
+    schedule: rate(1 day)
+"#,
+        lustre = ids.lustre,
+        efs = ids.efs,
+        subnet = ids.subnet,
+        sg = ids.security_group,
+    )
+}
+
+impl World {
+    /// Starts the emulator and creates the buckets, queues, bus, VPC and file systems.
+    pub async fn start() -> World {
+        let emulator = Emulator::start();
+        let clients = Clients::new(&sdk_config(&emulator.endpoint));
+        for bucket in [DATA_BUCKET, ARTIFACTS_BUCKET] {
+            clients.s3.create_bucket().bucket(bucket).send().await.expect("create bucket");
+        }
+        clients.events.create_event_bus().name(BUS).send().await.expect("create bus");
+        let upload_queue = queue(&clients, "retrain-uploads").await;
+        let watch_queue = queue(&clients, "retrain-watch").await;
+        let tick_queue = queue(&clients, "retrain-ticks").await;
+        // S3 → SQS, as the one-time bucket step in the README sets up.
+        clients
+            .s3
+            .put_bucket_notification_configuration()
+            .bucket(DATA_BUCKET)
+            .notification_configuration(
+                aws_sdk_s3::types::NotificationConfiguration::builder()
+                    .queue_configurations(
+                        aws_sdk_s3::types::QueueConfiguration::builder()
+                            .queue_arn(&upload_queue.arn)
+                            .events(aws_sdk_s3::types::Event::from("s3:ObjectCreated:*"))
+                            .build()
+                            .expect("queue configuration"),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("bucket notification");
+        let ids = network_and_file_systems(&emulator.endpoint).await;
+        let config = retrain_core::config::parse(&config_yaml(&ids)).unwrap_or_else(|e| panic!("test config: {e}"));
+        let settings = Settings {
+            config_location: "inline".into(),
+            artifacts_bucket: ARTIFACTS_BUCKET.into(),
+            event_bus: BUS.into(),
+            watch_queue_url: watch_queue.url.clone(),
+            tick_queue_url: tick_queue.url.clone(),
+        };
+        let deps = Deps::new(config, settings, clients.clone());
+        World {
+            emulator,
+            clients,
+            deps,
+            ids,
+            upload_queue,
+            watch_queue,
+            tick_queue,
+            duplicate: false,
+            log: Vec::new(),
+            bus_seen: 0,
+        }
+    }
+
+    /// Uploads objects to the data bucket (S3 notifies the upload queue).
+    pub async fn upload(&self, keys: &[String]) {
+        for key in keys {
+            self.clients
+                .s3
+                .put_object()
+                .bucket(DATA_BUCKET)
+                .key(key)
+                .body(b"f1,f2\n1,2\n".to_vec().into())
+                .send()
+                .await
+                .expect("put object");
+        }
+    }
+
+    /// Hands one payload to a handler (twice when `duplicate`), logging it for replays.
+    pub async fn deliver(&mut self, target: Target, payload: Value) -> Value {
+        self.log.push((target, payload.clone()));
+        let first = self.invoke(target, &payload).await;
+        if self.duplicate {
+            self.invoke(target, &payload).await;
+        }
+        first
+    }
+
+    async fn invoke(&self, target: Target, payload: &Value) -> Value {
+        let result = match target {
+            Target::OnUpload => on_upload::handle(&self.deps, payload).await,
+            Target::OnImport => on_import::handle(&self.deps, payload).await,
+            Target::StartSweep => start_sweep::handle(&self.deps, payload, "test-request").await,
+            Target::OnTraining => on_training::handle(&self.deps, payload).await,
+        };
+        result.unwrap_or_else(|e| panic!("{target:?} failed: {e}"))
+    }
+
+    /// Delivers everything waiting in a queue as one Lambda SQS batch and
+    /// deletes what the handler did not report as failed. Returns the response.
+    pub async fn drain(&mut self, which: Target) -> Option<Value> {
+        let queue = match which {
+            Target::OnUpload => &self.upload_queue,
+            Target::OnImport => &self.watch_queue,
+            Target::OnTraining => &self.tick_queue,
+            Target::StartSweep => panic!("start-sweep has no queue"),
+        };
+        let (url, arn) = (queue.url.clone(), queue.arn.clone());
+        let mut messages = Vec::new();
+        loop {
+            let out = self
+                .clients
+                .sqs
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive");
+            let batch = out.messages().to_vec();
+            if batch.is_empty() {
+                break;
+            }
+            messages.extend(batch);
+        }
+        if messages.is_empty() {
+            return None;
+        }
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                json!({
+                    "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
+                    "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795618800000", "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1795618800001"},
+                    "messageAttributes": {}, "md5OfBody": m.md5_of_body(), "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": REGION
+                })
+            })
+            .collect();
+        let response = self.deliver(which, json!({ "Records": records })).await;
+        let failed: Vec<&str> = response["batchItemFailures"]
+            .as_array()
+            .map(|f| f.iter().filter_map(|i| i["itemIdentifier"].as_str()).collect())
+            .unwrap_or_default();
+        for m in &messages {
+            if !failed.contains(&m.message_id().unwrap_or_default()) {
+                self.clients
+                    .sqs
+                    .delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+        Some(response)
+    }
+
+    /// Delivers the bus's new retrain events that rules route to start-sweep
+    /// (`DataImportCompleted`), as EventBridge would.
+    pub async fn route_bus(&mut self) -> usize {
+        let entries = self.emulator.events(BUS);
+        let fresh: Vec<Value> = entries[self.bus_seen..].to_vec();
+        self.bus_seen = entries.len();
+        let mut routed = 0;
+        for (i, e) in fresh.iter().enumerate() {
+            if e["DetailType"] != "DataImportCompleted" {
+                continue;
+            }
+            let detail: Value = serde_json::from_str(e["Detail"].as_str().unwrap_or("{}")).expect("detail is JSON");
+            let envelope = json!({
+                "version": "0", "id": format!("evt-{}-{i}", self.bus_seen), "detail-type": e["DetailType"], "source": e["Source"],
+                "account": "123456789012", "time": "2026-11-25T12:00:00Z", "region": REGION, "resources": [], "detail": detail
+            });
+            self.deliver(Target::StartSweep, envelope).await;
+            routed += 1;
+        }
+        routed
+    }
+
+    /// Re-delivers every logged event in order.
+    pub async fn replay(&mut self) {
+        let log = self.log.clone();
+        for (target, payload) in log {
+            self.invoke(target, &payload).await;
+        }
+    }
+
+    /// Domain events published so far, by detail-type.
+    pub fn published(&self, detail_type: &str) -> Vec<Value> {
+        self.emulator
+            .events(BUS)
+            .into_iter()
+            .filter(|e| e["DetailType"] == detail_type)
+            .map(|e| serde_json::from_str(e["Detail"].as_str().unwrap_or("{}")).unwrap_or_default())
+            .collect()
+    }
+}
+
+async fn queue(clients: &Clients, name: &str) -> Queue {
+    let url = clients
+        .sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    let attrs = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue arn");
+    let arn = attrs
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .cloned()
+        .unwrap_or_default();
+    Queue { url, arn }
+}
+
+/// A VPC with one subnet and security group, an FSx for Lustre file system
+/// linked to the data bucket, and an EFS file system.
+async fn network_and_file_systems(endpoint: &str) -> Ids {
+    // The product needs no EC2 or EFS client; the harness creates these over plain JSON/Query calls.
+    let ids = boto3_setup(
+        endpoint,
+        r#"
+ec2 = client('ec2'); fsx = client('fsx'); efs = client('efs')
+vpc = ec2.create_vpc(CidrBlock='10.0.0.0/16')['Vpc']['VpcId']
+subnet = ec2.create_subnet(VpcId=vpc, CidrBlock='10.0.1.0/24', AvailabilityZone='us-east-1a')['Subnet']['SubnetId']
+sg = ec2.create_security_group(GroupName='retrain-training', Description='training jobs', VpcId=vpc)['GroupId']
+lustre = fsx.create_file_system(FileSystemType='LUSTRE', StorageCapacity=1200, SubnetIds=[subnet],
+    LustreConfiguration={'ImportPath': 's3://example-training-data/', 'DeploymentType': 'SCRATCH_2'})['FileSystem']['FileSystemId']
+e = efs.create_file_system(CreationToken='retrain-efs')['FileSystemId']
+print(json.dumps({'lustre': lustre, 'efs': e, 'subnet': subnet, 'sg': sg}))
+"#,
+    );
+    Ids {
+        lustre: ids["lustre"].as_str().unwrap_or_default().to_owned(),
+        efs: ids["efs"].as_str().unwrap_or_default().to_owned(),
+        subnet: ids["subnet"].as_str().unwrap_or_default().to_owned(),
+        security_group: ids["sg"].as_str().unwrap_or_default().to_owned(),
+    }
+}
+
+/// Runs a boto3 snippet against the emulator and parses its last stdout line as JSON.
+fn boto3_setup(endpoint: &str, body: &str) -> Value {
+    let script = format!(
+        "import boto3, json\ndef client(name):\n    return boto3.client(name, endpoint_url={endpoint:?}, region_name={REGION:?}, aws_access_key_id='testing', aws_secret_access_key='testing')\n{body}"
+    );
+    let out = std::process::Command::new(crate::emulator::python())
+        .args(["-c", &script])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "setup script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("setup prints JSON")
+}

@@ -1,0 +1,353 @@
+//! The whole loop on the AWS wire: the handlers against the emulator over
+//! HTTP, with events delivered the way S3, SQS and EventBridge deliver them.
+
+use retrain_tests::world::{Target, World, ARTIFACTS_BUCKET};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+const CAPACITY: &str = "CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML instance type.";
+
+fn keys(batch: usize, n: usize) -> Vec<String> {
+    // Spaces and `=` in keys, as real partitioned data sets have.
+    (0..n).map(|i| format!("datasets/churn/batch {batch}/part={i:04}.csv")).collect()
+}
+
+fn task_ids(world: &World) -> Vec<String> {
+    world.emulator.tasks()["tasks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| t["TaskId"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn task(world: &World, i: usize) -> Value {
+    world.emulator.tasks()["tasks"][i].clone()
+}
+
+fn covered(task: &Value, key: &str) -> bool {
+    let uri = format!("s3://example-training-data/{key}");
+    task["Paths"]
+        .as_array()
+        .is_some_and(|paths| paths.iter().filter_map(Value::as_str).any(|p| uri.starts_with(p)))
+}
+
+/// Watch polls until the import is seen running, as the delayed timer would.
+async fn poll_watch(world: &mut World) {
+    world.drain(Target::OnImport).await;
+}
+
+/// Uploads in three batches, the last two while the first import runs; ends with the sweep started.
+async fn imports_scenario(world: &mut World) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let (b1, b2, b3) = (keys(1, 80), keys(2, 60), keys(3, 60));
+    world.upload(&b1).await;
+    world.drain(Target::OnUpload).await.expect("batch 1 delivered");
+    assert_eq!(task_ids(world).len(), 1, "batch 1 starts one import");
+    poll_watch(world).await; // EXECUTING: re-armed
+    for batch in [&b2, &b3] {
+        world.upload(batch).await;
+        world.drain(Target::OnUpload).await.expect("batch delivered");
+        assert_eq!(task_ids(world).len(), 1, "no second import while the first executes");
+    }
+    let first = task_ids(world)[0].clone();
+    world.emulator.finish_task(&first, "SUCCEEDED");
+    poll_watch(world).await; // SUCCEEDED: follow-up import for batches 2 and 3
+    world.route_bus().await;
+    assert!(world.published("SweepStarted").is_empty(), "no sweep while uploads are pending");
+    assert_eq!(task_ids(world).len(), 2, "one follow-up import");
+    poll_watch(world).await;
+    let second = task_ids(world)[1].clone();
+    world.emulator.finish_task(&second, "SUCCEEDED");
+    poll_watch(world).await;
+    world.route_bus().await;
+    (b1, b2, b3)
+}
+
+/// Ends every running job of the sweep in order: v0 first fails for capacity,
+/// v3 fails with an algorithm error, the others complete with a metric.
+async fn sweep_scenario(world: &mut World) {
+    let mut failed_capacity = false;
+    for _ in 0..50 {
+        let jobs = world.emulator.jobs()["jobs"].as_array().cloned().unwrap_or_default();
+        let running: Vec<Value> = jobs.into_iter().filter(|j| j["status"] == "InProgress").collect();
+        let Some(job) = running.first() else { break };
+        let name = job["name"].as_str().unwrap_or_default().to_owned();
+        let variant = job["tags"]["retrain:variant"].as_str().unwrap_or_default().to_owned();
+        let event = if variant == "v0" && !failed_capacity {
+            failed_capacity = true;
+            world.emulator.fail_job(&name, CAPACITY)
+        } else if variant == "v3" {
+            world
+                .emulator
+                .fail_job(&name, "AlgorithmError: ExecuteUserScriptError: exit code 1")
+        } else {
+            let auc = 0.70 + variant.trim_start_matches('v').parse::<f64>().unwrap_or(0.0) / 100.0;
+            world
+                .emulator
+                .complete_job(&name, json!({"validation:auc": auc, "train:auc": 0.99}))
+        };
+        world.deliver(Target::OnTraining, event).await;
+    }
+}
+
+fn churn_jobs(world: &World) -> Vec<Value> {
+    world.emulator.jobs()["jobs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|j| j["tags"]["retrain:pipeline"] == "churn")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_coalesce_into_two_imports_and_one_sweep_that_chains_lanes_to_completion() {
+    let mut world = World::start().await;
+    let (b1, b2, b3) = imports_scenario(&mut world).await;
+
+    // Exactly two imports, never two at once, every key covered by a succeeded import.
+    let ids = task_ids(&world);
+    assert_eq!(ids.len(), 2);
+    let tasks = world.emulator.tasks();
+    assert!(
+        tasks["max_executing_per_file_system"]
+            .as_object()
+            .is_some_and(|m| m.values().all(|v| v == 1)),
+        "{tasks:#}"
+    );
+    let (t1, t2) = (task(&world, 0), task(&world, 1));
+    assert!(t1["Lifecycle"] == "SUCCEEDED" && t2["Lifecycle"] == "SUCCEEDED");
+    assert!(b1.iter().all(|k| covered(&t1, k)));
+    assert!(
+        b2.iter().chain(&b3).all(|k| covered(&t2, k)),
+        "the follow-up covers every key of batches 2 and 3: {:?}",
+        t2["Paths"]
+    );
+    assert!(t2["Paths"].as_array().is_some_and(|p| p.len() <= 100));
+    // Exactly one sweep, after the second import.
+    let started = world.published("SweepStarted");
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0]["trigger"]["id"], ids[1].as_str());
+    let completed_imports = world.published("DataImportCompleted");
+    assert_eq!(completed_imports.len(), 2);
+    assert_eq!(completed_imports[0]["settled"], json!([]));
+    assert_eq!(completed_imports[1]["settled"], json!(["churn"]));
+    assert_eq!(churn_jobs(&world).len(), 2, "two lanes start");
+
+    // The sweep runs its lanes to the end.
+    sweep_scenario(&mut world).await;
+    let jobs = churn_jobs(&world);
+    let names: BTreeSet<String> = jobs.iter().filter_map(|j| j["name"].as_str().map(str::to_owned)).collect();
+    assert_eq!(jobs.len(), 7, "six variants plus one retry: {names:?}");
+    assert!(
+        names.iter().any(|n| n.ends_with("-v0-a2")),
+        "capacity failure retried under a new name"
+    );
+    assert!(!names.iter().any(|n| n.ends_with("-v3-a2")), "algorithm error not retried");
+    let stats = world.emulator.jobs();
+    let sweep_id = started[0]["sweep_id"].as_str().unwrap_or_default();
+    assert!(
+        stats["max_in_progress_by_tag"][sweep_id].as_u64().is_some_and(|n| n <= 2),
+        "{stats:#}"
+    );
+    // Lane l runs its variants in order: creation order follows variant order within a lane.
+    for lane in ["0", "1"] {
+        let order: Vec<u64> = jobs
+            .iter()
+            .filter(|j| j["tags"]["retrain:lane"] == lane)
+            .map(|j| {
+                j["tags"]["retrain:variant"]
+                    .as_str()
+                    .unwrap_or("v0")
+                    .trim_start_matches('v')
+                    .parse()
+                    .unwrap_or(0)
+            })
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] <= w[1]), "lane {lane}: {order:?}");
+    }
+    assert_eq!(world.published("VariantRetried").len(), 1);
+    let done = world.published("SweepCompleted");
+    assert_eq!(done.len(), 1, "SweepCompleted once");
+    assert_eq!(done[0]["best"]["variant_id"], "v5", "highest validation:auc");
+    assert_eq!(done[0]["unranked"][0]["variant_id"], "v3");
+    // The job reads the file system, in its VPC, through a real FileSystemDataSource.
+    let job = world
+        .clients
+        .sagemaker
+        .describe_training_job()
+        .training_job_name(names.iter().next().cloned().unwrap_or_default())
+        .send()
+        .await
+        .expect("describe");
+    let source = job.input_data_config()[0]
+        .data_source()
+        .and_then(|d| d.file_system_data_source())
+        .expect("file system source");
+    assert_eq!(source.file_system_type().map(|t| t.as_str()), Some("FSxLustre"));
+    let path = source.directory_path().unwrap_or_default();
+    assert!(path.starts_with('/') && path.ends_with("/datasets/churn/train"), "{path}");
+    assert_ne!(path, "/datasets/churn/train", "mount name looked up and prefixed");
+    assert_eq!(job.vpc_config().map(|v| v.subnets().to_vec()), Some(vec![world.ids.subnet.clone()]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_and_a_full_replay_change_nothing() {
+    let mut world = World::start().await;
+    world.duplicate = true;
+    imports_scenario(&mut world).await;
+    sweep_scenario(&mut world).await;
+    let count = |w: &World| {
+        let types = [
+            "DataImportStarted",
+            "DataImportCompleted",
+            "SweepStarted",
+            "TrainingJobLaunched",
+            "VariantRetried",
+            "SweepCompleted",
+        ];
+        (task_ids(w).len(), churn_jobs(w).len(), types.map(|t| w.published(t).len()))
+    };
+    let before = count(&world);
+    assert_eq!(before.0, 2, "two imports despite duplicates");
+    assert_eq!(before.1, 7, "each variant attempt launched once");
+    assert_eq!(before.2, [2, 2, 1, 7, 1, 1], "no duplicate domain event");
+    world.replay().await;
+    world.replay().await;
+    assert_eq!(count(&world), before, "replaying the whole event log changes nothing");
+    let jobs = world.emulator.jobs();
+    assert_eq!(
+        jobs["create_calls"], 7,
+        "duplicates saw the launched jobs and created nothing again: {jobs:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_event_sweeps_the_efs_pipeline_without_import() {
+    let mut world = World::start().await;
+    let scheduled: Value = serde_json::from_str(include_str!("../../events/scheduled-event.json")).expect("fixture");
+    world.deliver(Target::StartSweep, scheduled).await;
+    assert!(task_ids(&world).is_empty(), "EFS needs no import");
+    let jobs = world.emulator.jobs()["jobs"].as_array().cloned().unwrap_or_default();
+    assert_eq!(jobs.len(), 1, "max_parallel 1");
+    let name = jobs[0]["name"].as_str().unwrap_or_default().to_owned();
+    assert!(name.starts_with("fraud-efs-"));
+    let job = world
+        .clients
+        .sagemaker
+        .describe_training_job()
+        .training_job_name(&name)
+        .send()
+        .await
+        .expect("describe");
+    let source = job.input_data_config()[0]
+        .data_source()
+        .and_then(|d| d.file_system_data_source())
+        .expect("file system source");
+    assert_eq!(source.file_system_type().map(|t| t.as_str()), Some("EFS"));
+    assert_eq!(source.file_system_id(), Some(world.ids.efs.as_str()));
+    assert_eq!(source.directory_path(), Some("/home/alice/fraud/train"));
+    // The lane chains to the second variant, then the sweep completes once.
+    let event = world.emulator.complete_job(&name, json!({"validation:logloss": 0.4}));
+    world.deliver(Target::OnTraining, event).await;
+    let second = world.emulator.jobs()["jobs"][1]["name"].as_str().unwrap_or_default().to_owned();
+    let event = world.emulator.complete_job(&second, json!({"validation:logloss": 0.3}));
+    world.deliver(Target::OnTraining, event).await;
+    let done = world.published("SweepCompleted");
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["best"]["training_job_name"], second.as_str(), "lowest logloss wins");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_record_is_reported_by_id_and_the_good_ones_are_handled() {
+    let mut world = World::start().await;
+    let mut batch: Value = serde_json::from_str(include_str!("../../events/sqs-s3-put.json")).expect("fixture");
+    let bad_id = batch["Records"][2]["messageId"].as_str().unwrap_or_default().to_owned();
+    // The fixture's bucket is the test's data bucket, so the good records import.
+    let response = world.deliver(Target::OnUpload, batch.take()).await;
+    let failures: Vec<&str> = response["batchItemFailures"]
+        .as_array()
+        .expect("failures")
+        .iter()
+        .filter_map(|f| f["itemIdentifier"].as_str())
+        .collect();
+    assert_eq!(failures, vec![bad_id.as_str()], "{response:#}");
+    assert!(response["skipped"]
+        .as_array()
+        .expect("skipped")
+        .iter()
+        .any(|s| s["message_id"] == bad_id.as_str() && s["reason"].as_str().is_some_and(|r| r.contains("not JSON"))));
+    assert_eq!(task_ids(&world).len(), 1, "the good uploads were imported");
+    let pending = world
+        .clients
+        .s3
+        .list_objects_v2()
+        .bucket(ARTIFACTS_BUCKET)
+        .prefix("pending/")
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(pending.key_count(), Some(1), "recorded before the import was tried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_import_is_retried_then_blocks_the_sweep_and_keeps_the_uploads_pending() {
+    let mut world = World::start().await;
+    world.upload(&keys(1, 3)).await;
+    world.drain(Target::OnUpload).await;
+    let first = task_ids(&world)[0].clone();
+    world.emulator.finish_task(&first, "FAILED");
+    poll_watch(&mut world).await;
+    assert_eq!(task_ids(&world).len(), 2, "retried once (max_attempts 2)");
+    let second = task_ids(&world)[1].clone();
+    world.emulator.finish_task(&second, "FAILED");
+    poll_watch(&mut world).await;
+    assert_eq!(task_ids(&world).len(), 2, "no third attempt");
+    let failed = world.published("DataImportFailed");
+    assert_eq!(failed.len(), 2);
+    assert_eq!(failed[0]["will_retry"], true);
+    assert_eq!(failed[1]["will_retry"], false);
+    assert!(failed[1]["failure"].as_str().is_some_and(|f| !f.is_empty()));
+    let blocked = world.published("SweepBlocked");
+    assert_eq!(blocked.len(), 1);
+    assert_eq!(blocked[0]["pipeline"], "churn");
+    let pending = world
+        .clients
+        .s3
+        .list_objects_v2()
+        .bucket(ARTIFACTS_BUCKET)
+        .prefix("pending/")
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(pending.key_count(), Some(1), "nothing lost: the uploads stay pending");
+    assert!(world.published("SweepStarted").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_that_already_happened_is_resource_in_use_and_not_announced_twice() {
+    let mut world = World::start().await;
+    let request = json!({"kind": "start-sweep", "pipeline": "fraud-efs", "request_id": "manual-1"});
+    world.deliver(Target::StartSweep, request.clone()).await;
+    // Another request names another sweep; the same request id the same one.
+    let name = world.emulator.jobs()["jobs"][0]["name"].as_str().unwrap_or_default().to_owned();
+    let manifest = retrain_core::sweep::manifest_key("fraud-efs", name.split('-').nth(2).unwrap_or_default());
+    let sweep = world
+        .deps
+        .store
+        .get::<retrain_core::sweep::SweepManifest>("manifest", &manifest)
+        .await
+        .expect("read")
+        .expect("manifest exists");
+    let job = sweep.training_job(0, 1).expect("request");
+    assert_eq!(job.training_job_name, name);
+    assert_eq!(
+        world.deps.sagemaker.launch(&job).await.expect("answer"),
+        retrain_aws::adapters::sagemaker::Launched::AlreadyExists
+    );
+    assert_eq!(world.emulator.jobs()["resource_in_use"], 1);
+    world.deliver(Target::StartSweep, request).await;
+    assert_eq!(world.published("SweepStarted").len(), 1);
+    assert_eq!(world.published("TrainingJobLaunched").len(), 1);
+}

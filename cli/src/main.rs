@@ -33,9 +33,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print the JSON Schema of the configuration.
-    #[command(after_help = "Example:\n  retrain schema > retrain.schema.json")]
-    Schema,
+    /// Print the JSON Schema of the configuration (or, with --events, of each domain event's detail).
+    #[command(after_help = "Examples:\n  retrain schema > retrain.schema.json\n  retrain schema --events > events/domain/schemas.json")]
+    Schema {
+        /// Schemas of the domain events' `detail`, keyed by detail-type.
+        #[arg(long)]
+        events: bool,
+    },
     /// Print, as JSON, the AWS calls an event would cause: {"actions": [...], "skipped": [...]}.
     #[command(
         after_help = "Examples:\n  retrain plan --config examples/pipelines.yaml --event events/s3-put.json\n  retrain plan --config examples/pipelines.yaml --event events/scheduled-event.json\n  echo '{\"kind\":\"start-sweep\",\"pipeline\":\"churn\"}' | retrain plan --config examples/pipelines.yaml --event -\n\nNever writes to AWS. When a Lustre pipeline has no mount_name, plan reads it with\nfsx:DescribeFileSystems (AWS_REGION / AWS_ENDPOINT_URL apply), and says so when it cannot."
@@ -68,8 +72,13 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Validate { config, json } => validate(&config, json),
-        Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&config::schema())?);
+        Command::Schema { events } => {
+            let schema = if events {
+                retrain_core::events::detail_schemas()
+            } else {
+                config::schema()
+            };
+            println!("{}", serde_json::to_string_pretty(&schema)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan {

@@ -6,9 +6,11 @@ use crate::inbound::EVENT_SOURCE;
 use crate::lanes::{SweepOutcome, VariantResult};
 use crate::requests::PutEventsEntry;
 use crate::sweep::SweepTrigger;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `DataImportStarted`: an import task now covers these uploads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ImportStarted {
     pub file_system_id: String,
     pub task_id: String,
@@ -18,7 +20,8 @@ pub struct ImportStarted {
     pub attempt: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `DataImportCompleted`: the task succeeded; `settled` pipelines start their sweeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ImportCompleted {
     pub file_system_id: String,
     pub task_id: String,
@@ -28,7 +31,8 @@ pub struct ImportCompleted {
     pub settled: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `DataImportFailed`: the task failed, was canceled, or ran past `max_wait_seconds`; the uploads stay pending.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ImportFailed {
     pub file_system_id: String,
     pub task_id: String,
@@ -40,7 +44,8 @@ pub struct ImportFailed {
     pub will_retry: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `SweepStarted`: a sweep's manifest was written; its first lanes launch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SweepStarted {
     pub pipeline: String,
     pub sweep_id: String,
@@ -52,7 +57,8 @@ pub struct SweepStarted {
     pub manifest: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `TrainingJobLaunched`: one attempt of one variant was created in SageMaker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct JobLaunched {
     pub pipeline: String,
     pub sweep_id: String,
@@ -62,7 +68,8 @@ pub struct JobLaunched {
     pub training_job_name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `VariantRetried`: a variant failed for a transient reason and runs again under a new attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct VariantRetried {
     pub pipeline: String,
     pub sweep_id: String,
@@ -75,7 +82,8 @@ pub struct VariantRetried {
     pub why: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `SweepCompleted`: every variant is final; the ranking and the best variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SweepCompleted {
     pub pipeline: String,
     pub sweep_id: String,
@@ -85,7 +93,8 @@ pub struct SweepCompleted {
     pub outcome: SweepOutcome,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `SweepBlocked`: a sweep cannot start or go on; each problem says what to fix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SweepBlocked {
     pub pipeline: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -95,7 +104,7 @@ pub struct SweepBlocked {
 }
 
 /// Every domain event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "detail-type", content = "detail")]
 pub enum DomainEvent {
     DataImportStarted(ImportStarted),
@@ -154,7 +163,64 @@ impl DomainEvent {
     }
 }
 
+/// JSON Schemas of every domain event's `detail`, keyed by detail-type.
+pub fn detail_schemas() -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    let mut put = |name: &str, schema: schemars::Schema| {
+        out.insert(name.to_owned(), schema.to_value());
+    };
+    put("DataImportStarted", schemars::schema_for!(ImportStarted));
+    put("DataImportCompleted", schemars::schema_for!(ImportCompleted));
+    put("DataImportFailed", schemars::schema_for!(ImportFailed));
+    put("SweepStarted", schemars::schema_for!(SweepStarted));
+    put("TrainingJobLaunched", schemars::schema_for!(JobLaunched));
+    put("VariantRetried", schemars::schema_for!(VariantRetried));
+    put("SweepCompleted", schemars::schema_for!(SweepCompleted));
+    put("SweepBlocked", schemars::schema_for!(SweepBlocked));
+    serde_json::Value::Object(out)
+}
+
 /// Marker key that makes a once-only event once-only (created with `If-None-Match: *`).
 pub fn once_marker_key(scope: &str, detail_type: &str) -> String {
     format!("{scope}/published/{detail_type}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn read(name: &str) -> Value {
+        let path = format!("{}/../../events/domain/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn every_domain_event_has_an_example_that_round_trips_and_fits_its_schema() {
+        let schemas = detail_schemas();
+        for detail_type in DETAIL_TYPES {
+            let example = read(&format!("{detail_type}.json"));
+            assert_eq!(example["source"], EVENT_SOURCE);
+            assert_eq!(example["detail-type"], detail_type);
+            let event: DomainEvent = serde_json::from_value(serde_json::json!({"detail-type": detail_type, "detail": example["detail"]}))
+                .unwrap_or_else(|e| panic!("{detail_type}: {e}"));
+            assert_eq!(event.detail_type(), detail_type);
+            assert_eq!(event.detail(), example["detail"], "{detail_type} round-trips");
+            let problems = crate::config::shape::check(&schemas[detail_type], &example["detail"]);
+            assert!(problems.is_empty(), "{detail_type}: {problems:?}");
+            let entry = event.entry("retrain");
+            assert_eq!(entry.detail_type, detail_type);
+            assert_eq!(serde_json::from_str::<Value>(&entry.detail).ok(), Some(example["detail"].clone()));
+        }
+    }
+
+    #[test]
+    fn the_published_schemas_match_the_code() {
+        assert_eq!(
+            read("schemas.json"),
+            detail_schemas(),
+            "regenerate with `retrain schema --events > events/domain/schemas.json`"
+        );
+    }
 }

@@ -1,10 +1,11 @@
 //! Which training job endings are worth a retry. One table, so the rule is
 //! in one place and can be read against the SageMaker documentation.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A training job's `TrainingJobStatus`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum JobStatus {
     InProgress,
     Completed,

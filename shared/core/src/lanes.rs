@@ -7,6 +7,7 @@
 use crate::config::Direction;
 use crate::failure::{classify, FailureClass, JobStatus};
 use crate::sweep::SweepManifest;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// What SageMaker reports about one training job of the sweep.
@@ -46,7 +47,7 @@ pub struct Retry {
 }
 
 /// How one variant ended.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct VariantResult {
     pub variant_id: String,
     pub lane: usize,
@@ -61,7 +62,7 @@ pub struct VariantResult {
 }
 
 /// The end of a sweep: variants ranked by the objective, then those without the metric.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SweepOutcome {
     pub metric: String,
     pub direction: Direction,

@@ -4,11 +4,12 @@
 use crate::config::{AccessMode, FileSystemKind, Pipeline, Scalar};
 use crate::names;
 use crate::requests::*;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// What started a sweep; its id derives from this so a duplicate trigger names the same sweep.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SweepTrigger {
     /// `import`, `schedule` or `request`.
     pub kind: String,

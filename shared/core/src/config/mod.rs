@@ -1,7 +1,7 @@
 //! Loading and validating the configuration document.
 
 mod model;
-mod shape;
+pub(crate) mod shape;
 mod validate;
 
 pub use model::*;

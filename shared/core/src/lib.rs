@@ -11,6 +11,7 @@ pub mod lanes;
 pub mod messages;
 pub mod names;
 pub mod plan;
+pub mod preflight;
 pub mod requests;
 pub mod s3_uri;
 pub mod sweep;

@@ -1,0 +1,442 @@
+"""Checks of template.yaml: least privilege, no lost messages, the Lambda build, and a clean cfn-lint.
+
+Run with `python3 -m pytest tests/template -q` from the repository root.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from cfnlint.decode import decode
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+# Action verbs that change something: such an action must never get Resource "*".
+WRITE_VERBS = ("Put", "Create", "Delete", "Send", "Pass", "Add", "Tag", "Update", "Start")
+
+FUNCTIONS = {
+    "OnUploadFunction": "on-upload",
+    "OnImportFunction": "on-import",
+    "StartSweepFunction": "start-sweep",
+    "OnTrainingFunction": "on-training",
+}
+# Work queue -> (its dead-letter queue, the function that consumes it).
+WORK_QUEUES = {
+    "UploadQueue": ("UploadDeadLetterQueue", "OnUploadFunction"),
+    "WatchQueue": ("WatchDeadLetterQueue", "OnImportFunction"),
+    "TickQueue": ("TickDeadLetterQueue", "OnTrainingFunction"),
+}
+POLICY_DOCUMENT_TYPES = {
+    "AWS::IAM::Policy",
+    "AWS::IAM::ManagedPolicy",
+    "AWS::SQS::QueuePolicy",
+    "AWS::S3::BucketPolicy",
+    "AWS::SNS::TopicPolicy",
+}
+
+
+# ----------------------------------------------------------------- helpers
+
+
+@pytest.fixture(scope="module")
+def tpl() -> dict:
+    template, matches = decode(str(TEMPLATE))
+    assert template is not None and not matches, f"template.yaml does not parse: {matches}"
+    return template
+
+
+def resources(tpl: dict, type_: str) -> dict[str, dict]:
+    return {k: v for k, v in tpl["Resources"].items() if v.get("Type") == type_}
+
+
+def props(tpl: dict, logical_id: str) -> dict:
+    return tpl["Resources"][logical_id].get("Properties", {})
+
+
+def function_setting(tpl: dict, logical_id: str, name: str) -> Any:
+    """A function property, falling back to Globals.Function (SAM's merge for scalars)."""
+    own = props(tpl, logical_id)
+    if name in own:
+        return own[name]
+    return tpl.get("Globals", {}).get("Function", {}).get(name)
+
+
+def as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def get_att(logical_id: str, attribute: str) -> dict:
+    return {"Fn::GetAtt": [logical_id, attribute]}
+
+
+def statements(tpl: dict) -> Iterator[tuple[str, dict]]:
+    """Every policy statement in the template, with where it lives."""
+    for logical_id, res in tpl["Resources"].items():
+        type_ = res.get("Type")
+        p = res.get("Properties", {})
+        documents: list[tuple[str, Any]] = []
+        if type_ == "AWS::Serverless::Function":
+            for i, policy in enumerate(as_list(p.get("Policies"))):
+                documents.append((f"{logical_id}.Policies[{i}]", policy))
+        elif type_ == "AWS::IAM::Role":
+            for i, policy in enumerate(as_list(p.get("Policies"))):
+                documents.append((f"{logical_id}.Policies[{i}]", policy.get("PolicyDocument")))
+        elif type_ in POLICY_DOCUMENT_TYPES:
+            documents.append((f"{logical_id}.PolicyDocument", p.get("PolicyDocument")))
+        for where, doc in documents:
+            assert isinstance(doc, dict) and "Statement" in doc, (
+                f"{where}: only inline policy documents are allowed, so that these tests can see every "
+                f"permission (got {doc!r})"
+            )
+            for j, statement in enumerate(as_list(doc["Statement"])):
+                yield f"{where}.Statement[{j}] ({statement.get('Sid', 'no Sid')})", statement
+
+
+def allow_statements(tpl: dict) -> Iterator[tuple[str, dict]]:
+    for where, statement in statements(tpl):
+        if statement.get("Effect") == "Allow":
+            yield where, statement
+
+
+def actions(statement: dict) -> list[str]:
+    return [str(a) for a in as_list(statement.get("Action"))]
+
+
+def is_write(action: str) -> bool:
+    verb = action.split(":", 1)[-1]
+    return verb.startswith(WRITE_VERBS)
+
+
+def string_leaves(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for v in value:
+            yield from string_leaves(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from string_leaves(v)
+
+
+def function_policy_statements(tpl: dict, logical_id: str) -> list[dict]:
+    return [s for doc in as_list(props(tpl, logical_id).get("Policies")) for s in as_list(doc["Statement"])]
+
+
+# ---------------------------------------------------------- least privilege
+
+
+def test_allow_statements_use_no_wildcard_action_and_no_not_elements(tpl):
+    checked = 0
+    for where, statement in allow_statements(tpl):
+        checked += 1
+        assert "NotAction" not in statement and "NotResource" not in statement, f"{where}: Allow with NotAction/NotResource"
+        for action in actions(statement):
+            assert action != "*" and not re.fullmatch(r"[a-z0-9-]+:\*", action), f"{where}: wildcard action {action!r}"
+    assert checked > 0
+
+
+def test_write_actions_never_get_resource_star(tpl):
+    writes = 0
+    for where, statement in allow_statements(tpl):
+        written = [a for a in actions(statement) if is_write(a)]
+        if not written:
+            continue
+        writes += 1
+        leaves = list(string_leaves(statement.get("Resource")))
+        assert leaves, f"{where}: {written} without a Resource"
+        assert "*" not in leaves, f"{where}: write action(s) {written} on Resource '*'"
+    assert writes > 0
+
+
+def test_pass_role_only_for_the_training_role_and_only_to_sagemaker(tpl):
+    found = []
+    for where, statement in allow_statements(tpl):
+        passes = [a for a in actions(statement) if fnmatch.fnmatchcase("iam:passrole", a.lower())]
+        if not passes:
+            continue
+        found.append(where.split(".", 1)[0])
+        assert passes == ["iam:PassRole"], f"{where}: iam:PassRole must be named exactly, not via {passes}"
+        assert actions(statement) == ["iam:PassRole"], f"{where}: keep iam:PassRole in a statement of its own"
+        assert as_list(statement.get("Resource")) == [{"Ref": "TrainingRoleArn"}], f"{where}: PassRole resource"
+        assert statement.get("Condition") == {
+            "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+        }, f"{where}: PassRole condition"
+    assert sorted(found) == ["OnTrainingFunction", "StartSweepFunction"]
+
+
+def test_paired_functions_have_identical_permissions(tpl):
+    # on-upload and on-import run the same import logic; start-sweep and on-training the same sweep logic.
+    assert props(tpl, "OnUploadFunction")["Policies"] == props(tpl, "OnImportFunction")["Policies"]
+    assert props(tpl, "StartSweepFunction")["Policies"] == props(tpl, "OnTrainingFunction")["Policies"]
+
+
+def test_artifact_prefixes_are_split_between_import_and_sweep_functions(tpl):
+    def object_prefixes(logical_id: str) -> set[str]:
+        found = set()
+        for statement in function_policy_statements(tpl, logical_id):
+            if "s3:PutObject" in actions(statement):
+                for leaf in string_leaves(statement["Resource"]):
+                    m = re.fullmatch(r"\$\{ArtifactsBucket\.Arn\}/(.+)", leaf)
+                    assert m, f"{logical_id}: s3:PutObject outside the artifacts bucket: {leaf}"
+                    found.add(m.group(1))
+        return found
+
+    import_prefixes = object_prefixes("OnUploadFunction")
+    sweep_prefixes = object_prefixes("StartSweepFunction")
+    assert import_prefixes == {"pending/*", "imports/*", "imported/*"}
+    assert sweep_prefixes == {"sweeps/*"}
+
+    # The listing condition covers the same prefixes as the object statements.
+    for logical_id, prefixes in (("OnUploadFunction", import_prefixes), ("StartSweepFunction", sweep_prefixes)):
+        (listing,) = [s for s in function_policy_statements(tpl, logical_id) if "s3:ListBucket" in actions(s)]
+        assert listing["Resource"] == get_att("ArtifactsBucket", "Arn")
+        assert set(as_list(listing["Condition"]["StringLike"]["s3:prefix"])) == prefixes, logical_id
+
+    # Every top-level key prefix the Rust code builds (format!("<prefix>/{...}")) is granted
+    # to some function: a new prefix in the code must come with its permission here.
+    used = set()
+    for src in (ROOT / "shared").rglob("*.rs"):
+        if src.name == "tests.rs" or "tests" in src.relative_to(ROOT).parts:
+            continue
+        used |= set(re.findall(r'format!\("([a-z][a-z0-9_-]*)/\{', src.read_text()))
+    assert used, "found no key prefixes in shared/"
+    granted = {p.rstrip("/*") for p in import_prefixes | sweep_prefixes}
+    assert used <= granted, f"prefixes used by the code but not granted in template.yaml: {sorted(used - granted)}"
+
+
+def test_sagemaker_and_fsx_writes_are_scoped_to_parameters(tpl):
+    def resource_for(logical_id: str, action: str) -> list:
+        return [s["Resource"] for s in function_policy_statements(tpl, logical_id) if action in actions(s)]
+
+    for fn in ("StartSweepFunction", "OnTrainingFunction"):
+        (jobs,) = resource_for(fn, "sagemaker:CreateTrainingJob")
+        assert "PipelineNames" in str(jobs) and ":training-job/" in str(jobs)
+    for fn in ("OnUploadFunction", "OnImportFunction"):
+        fsx = resource_for(fn, "fsx:CreateDataRepositoryTask")
+        assert any("FileSystemIds" in str(r) and ":file-system/" in str(r) for r in fsx)
+
+
+def test_upload_queue_accepts_only_the_data_bucket(tpl):
+    policy = props(tpl, "UploadQueuePolicy")
+    assert policy["Queues"] == [{"Ref": "UploadQueue"}]
+    (statement,) = as_list(policy["PolicyDocument"]["Statement"])
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert actions(statement) == ["sqs:SendMessage"]
+    assert statement["Resource"] == get_att("UploadQueue", "Arn")
+    assert statement["Condition"] == {
+        "ArnLike": {"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:s3:::${DataBucketName}"}},
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+    }
+
+
+# ------------------------------------------------------- nothing gets lost
+
+
+def test_every_sqs_event_source_reports_batch_item_failures(tpl):
+    consumers = {}
+    for logical_id in FUNCTIONS:
+        for name, event in props(tpl, logical_id).get("Events", {}).items():
+            if event["Type"] != "SQS":
+                continue
+            p = event["Properties"]
+            assert "ReportBatchItemFailures" in p.get("FunctionResponseTypes", []), f"{logical_id}.{name}"
+            consumers[p["Queue"]["Fn::GetAtt"][0]] = logical_id
+    assert consumers == {queue: fn for queue, (_, fn) in WORK_QUEUES.items()}
+
+
+def test_upload_batching_comes_from_parameters(tpl):
+    p = props(tpl, "OnUploadFunction")["Events"]["Uploads"]["Properties"]
+    assert p["BatchSize"] == {"Ref": "UploadBatchSize"}
+    assert p["MaximumBatchingWindowInSeconds"] == {"Ref": "UploadBatchingWindowSeconds"}
+
+
+def test_work_queues_redrive_to_a_dead_letter_queue(tpl):
+    for queue, (dlq, consumer) in WORK_QUEUES.items():
+        p = props(tpl, queue)
+        assert p.get("RedrivePolicy") == {"deadLetterTargetArn": get_att(dlq, "Arn"), "maxReceiveCount": 5}, queue
+        timeout = function_setting(tpl, consumer, "Timeout")
+        assert p["VisibilityTimeout"] >= 6 * timeout, f"{queue}: VisibilityTimeout < 6 x {consumer} timeout"
+        assert tpl["Resources"][dlq]["Type"] == "AWS::SQS::Queue"
+        assert props(tpl, dlq)["MessageRetentionPeriod"] == 14 * 24 * 3600, dlq
+
+
+def dead_letter_queues(tpl: dict) -> set[str]:
+    """Queues that receive what something else could not process."""
+    found = {props(tpl, q)["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] for q in WORK_QUEUES}
+    for logical_id in FUNCTIONS:
+        p = props(tpl, logical_id)
+        if "DeadLetterQueue" in p:
+            found.add(p["DeadLetterQueue"]["TargetArn"]["Fn::GetAtt"][0])
+        for event in p.get("Events", {}).values():
+            config = event.get("Properties", {}).get("DeadLetterConfig")
+            if config:
+                found.add(config["Arn"]["Fn::GetAtt"][0])
+    return found
+
+
+def test_every_dead_letter_queue_has_an_alarm(tpl):
+    alarms = resources(tpl, "AWS::CloudWatch::Alarm")
+    watched = {}
+    for name, alarm in alarms.items():
+        p = alarm["Properties"]
+        (dimension,) = p["Dimensions"]
+        assert dimension["Name"] == "QueueName"
+        watched[dimension["Value"]["Fn::GetAtt"][0]] = p
+    dlqs = dead_letter_queues(tpl)
+    assert len(dlqs) >= 3
+    for dlq in dlqs:
+        assert dlq in watched, f"{dlq} has no alarm"
+        p = watched[dlq]
+        assert p["Namespace"] == "AWS/SQS"
+        assert p["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        assert p["Statistic"] in ("Sum", "Maximum")
+        assert (p["Period"], p["EvaluationPeriods"], p["Threshold"]) == (60, 1, 0)
+        assert p["ComparisonOperator"] == "GreaterThanThreshold"
+        assert p["TreatMissingData"] == "notBreaching"
+        assert p["AlarmActions"] == {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+
+
+def test_all_queues_are_encrypted(tpl):
+    queues = resources(tpl, "AWS::SQS::Queue")
+    assert set(WORK_QUEUES) | dead_letter_queues(tpl) <= set(queues)
+    for name, queue in queues.items():
+        assert queue["Properties"].get("SqsManagedSseEnabled") is True, name
+
+
+def test_training_job_events_reach_on_training_with_retries_and_a_dead_letter_queue(tpl):
+    event = props(tpl, "OnTrainingFunction")["Events"]["TrainingJobStateChange"]
+    assert event["Type"] == "EventBridgeRule"
+    p = event["Properties"]
+    assert "EventBusName" not in p  # SageMaker publishes on the default bus
+    assert p["Pattern"] == {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Training Job State Change"],
+        "detail": {
+            "TrainingJobStatus": ["Completed", "Failed", "Stopped"],
+            "Tags": {"retrain:sweep": [{"exists": True}]},
+        },
+    }
+    assert p["RetryPolicy"] and p["DeadLetterConfig"]["Arn"]
+
+
+def test_start_sweep_listens_on_the_custom_bus_and_the_schedule(tpl):
+    events = props(tpl, "StartSweepFunction")["Events"]
+    bus_rules = [e for e in events.values() if e["Type"] == "EventBridgeRule"]
+    (rule,) = bus_rules
+    assert rule["Properties"]["EventBusName"] == {"Ref": "EventBus"}
+    assert rule["Properties"]["Pattern"] == {"source": ["retrain"], "detail-type": ["DataImportCompleted", "StartSweep"]}
+    (schedule,) = [e for e in events.values() if e["Type"] in ("Schedule", "ScheduleV2")]
+    assert schedule["Properties"]["State"] == {"Ref": "ScheduleState"}
+    assert {"Ref": "ScheduleExpression"} in schedule["Properties"].values()
+
+
+# ------------------------------------------------------------------ storage
+
+
+def test_artifacts_bucket_is_private_encrypted_versioned_and_tls_only(tpl):
+    p = props(tpl, "ArtifactsBucket")
+    assert p["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    rules = p["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rules and all(
+        r["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms", "aws:kms:dsse") for r in rules
+    )
+    assert p["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert p["VersioningConfiguration"]["Status"] == "Enabled"
+
+    (policy,) = [v["Properties"] for v in resources(tpl, "AWS::S3::BucketPolicy").values()]
+    assert policy["Bucket"] == {"Ref": "ArtifactsBucket"}
+    denies = [s for s in as_list(policy["PolicyDocument"]["Statement"]) if s["Effect"] == "Deny"]
+    assert any(s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
+
+
+# ---------------------------------------------------------------- functions
+
+
+def test_every_function_is_a_rust_arm64_al2023_build(tpl):
+    functions = resources(tpl, "AWS::Serverless::Function")
+    assert set(functions) == set(FUNCTIONS)
+    for logical_id, binary in FUNCTIONS.items():
+        assert function_setting(tpl, logical_id, "Runtime") == "provided.al2023", logical_id
+        assert function_setting(tpl, logical_id, "Architectures") == ["arm64"], logical_id
+        assert function_setting(tpl, logical_id, "Handler") == "bootstrap", logical_id
+        assert function_setting(tpl, logical_id, "CodeUri") == ".", logical_id
+        metadata = functions[logical_id]["Metadata"]
+        assert metadata["BuildMethod"] == "rust-cargolambda", logical_id
+        assert metadata["BuildProperties"]["Binary"] == binary, logical_id
+        cargo = (ROOT / "functions" / binary / "Cargo.toml").read_text()
+        assert re.search(rf'(?m)^name\s*=\s*"{re.escape(binary)}"', cargo), f"no crate named {binary}"
+
+
+def test_globals_set_every_variable_the_functions_read(tpl):
+    variables = tpl["Globals"]["Function"]["Environment"]["Variables"]
+    settings = (ROOT / "shared" / "aws" / "src" / "settings.rs").read_text()
+    wanted = set(re.findall(r'pub const \w+_VAR: &str = "([A-Z0-9_]+)";', settings))
+    assert wanted, "no *_VAR constants found in shared/aws/src/settings.rs"
+    assert wanted | {"RUST_LOG"} <= set(variables)
+    assert variables["RETRAIN_CONFIG"] == {"Fn::Sub": "s3://${ConfigBucketName}/${ConfigObjectKey}"}
+    assert variables["RUST_LOG"] == {"Ref": "LogLevel"}
+
+
+def test_outputs(tpl):
+    outputs = tpl["Outputs"]
+    for name in (
+        "ArtifactsBucketName",
+        "EventBusName",
+        "EventBusArn",
+        "UploadQueueArn",
+        "UploadQueueUrl",
+        "WatchQueueUrl",
+        "TickQueueUrl",
+        "UploadDeadLetterQueueUrl",
+        "WatchDeadLetterQueueUrl",
+        "TickDeadLetterQueueUrl",
+        "BucketNotificationCommand",
+        *(f"{fn}Name" for fn in FUNCTIONS),
+    ):
+        assert name in outputs, name
+    command = outputs["BucketNotificationCommand"]["Value"]["Fn::Sub"]
+    assert command.startswith("aws s3api put-bucket-notification-configuration --bucket ${DataBucketName} ")
+    assert (
+        """'{"QueueConfigurations":[{"QueueArn":"${UploadQueue.Arn}","Events":["s3:ObjectCreated:*"]}]}'"""
+        in command
+    )
+
+
+# ------------------------------------------------------------------ linting
+
+
+def cfn_lint_command() -> list[str]:
+    # Prefer the cfn-lint of the interpreter running these tests (e.g. .venv/bin when the
+    # Makefile runs .venv/bin/python without activating the venv), then the one on PATH.
+    beside = Path(sys.executable).parent / "cfn-lint"
+    exe = str(beside) if beside.is_file() else shutil.which("cfn-lint")
+    if exe:
+        return [exe]
+    # cfn-lint has no `python -m cfnlint` entry point; call its console script's target.
+    return [sys.executable, "-c", "import sys; from cfnlint.runner import main; sys.exit(main())"]
+
+
+def test_cfn_lint_is_clean():
+    result = subprocess.run(
+        [*cfn_lint_command(), "template.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")

@@ -23,15 +23,18 @@ struct Cli {
 enum Command {
     /// Check a configuration: every error with its field path and the fix.
     #[command(
-        after_help = "Examples:\n  retrain validate --config examples/pipelines.yaml\n  retrain validate --config pipelines.yaml --json"
+        after_help = "Examples:\n  retrain validate --config examples/pipelines.yaml\n  retrain validate --config pipelines.yaml --json\n  retrain validate --live --config pipelines.yaml   # also check the account, read-only\n\nWith --live, every pipeline's file system, subnets and security groups are described\n(fsx, efs, ec2 Describe* calls only) and checked as start-sweep does before a launch."
     )]
     Validate {
         /// The configuration file (YAML or JSON).
         #[arg(long)]
         config: PathBuf,
-        /// Print {"ok": bool, "errors": [...]} instead of text.
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// Also run the preflight checks against the AWS account (read-only).
+        #[arg(long)]
+        live: bool,
     },
     /// Print the JSON Schema of the configuration (or, with --events, of each domain event's detail).
     #[command(after_help = "Examples:\n  retrain schema > retrain.schema.json\n  retrain schema --events > events/domain/schemas.json")]
@@ -71,7 +74,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Validate { config, json } => validate(&config, json),
+        Command::Validate { config, json, live: false } => validate(&config, json),
+        Command::Validate { config, json, live: true } => validate_live(&config, json),
         Command::Schema { events } => {
             let schema = if events {
                 retrain_core::events::detail_schemas()
@@ -158,6 +162,50 @@ fn validate(path: &Path, json: bool) -> Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// Preflight of every pipeline against the account: a table (or JSON), exit 1 on any failure.
+fn validate_live(path: &Path, json: bool) -> Result<ExitCode> {
+    let config = load(path)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let findings = runtime.block_on(async {
+        let clients = retrain_aws::adapters::Clients::from_env().await;
+        let network = retrain_aws::adapters::network::Network::new(clients.fsx, clients.efs, clients.ec2);
+        let mut all = Vec::new();
+        for p in &config.pipelines {
+            let facts = network.facts(p).await.map_err(|e| anyhow::anyhow!("pipeline {}: {e}", p.name))?;
+            all.extend(retrain_core::preflight::check(p, &facts));
+        }
+        anyhow::Ok(all)
+    })?;
+    let ok = findings.iter().all(|f| f.ok);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"ok": ok, "findings": findings}))?
+        );
+    } else {
+        let mut table = comfy_table::Table::new();
+        table.set_header(["pipeline", "check", "resource", "result", "fix"]);
+        for f in &findings {
+            let result = if f.ok { "ok".to_owned() } else { format!("FAIL: {}", f.message) };
+            table.add_row([
+                f.pipeline.as_str(),
+                f.check.as_str(),
+                f.resource.as_str(),
+                result.as_str(),
+                f.fix.as_str(),
+            ]);
+        }
+        println!("{table}");
+        let failed = findings.iter().filter(|f| !f.ok).count();
+        if ok {
+            println!("OK: every check passed for {} pipeline(s)", config.pipelines.len());
+        } else {
+            println!("{failed} check(s) failed: nothing would launch for the pipelines above until they are fixed");
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn needs_mount_names(result: &Plan) -> bool {

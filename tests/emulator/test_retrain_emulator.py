@@ -136,6 +136,7 @@ def test_scratch_1_mount_name_and_unknown_subnet(fsx):
     file_system = create_file_system(fsx, ImportPath="s3://retrain-data")
     assert file_system["LustreConfiguration"]["MountName"] == "fsx"
     assert file_system["VpcId"].startswith("vpc-")
+    assert "NetworkInterfaceIds" not in file_system  # no ENI without a subnet moto's EC2 knows
 
 
 def test_unknown_file_system_is_not_found(fsx):
@@ -283,6 +284,242 @@ def test_patched_file_system_blocks_tasks(fsx, control):
         create_task(fsx, file_system_id)
     assert error_code(raised) == "BadRequest"
     assert control("POST", "fsx/file-systems/fs-0123456789abcdef0", {"Lifecycle": "AVAILABLE"})[0] == 404
+
+
+# --- Network side of FSx, EFS and EC2 (preflight) ------------------------------
+
+
+@pytest.fixture
+def ec2(client):
+    return client("ec2")
+
+
+@pytest.fixture
+def efs(client):
+    return client("efs")
+
+
+def create_network(ec2, cidr: str = "10.0.0.0/16", zone: str = "us-east-1b") -> tuple[str, str]:
+    vpc = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
+    subnet_cidr = cidr.replace(".0.0/16", ".1.0/24")
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=subnet_cidr, AvailabilityZone=zone)["Subnet"]["SubnetId"]
+    return vpc, subnet
+
+
+def create_group(ec2, vpc: str, name: str) -> str:
+    return ec2.create_security_group(GroupName=name, Description=name, VpcId=vpc)["GroupId"]
+
+
+def default_group(ec2, vpc: str) -> str:
+    filters = [{"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-name", "Values": ["default"]}]
+    return ec2.describe_security_groups(Filters=filters)["SecurityGroups"][0]["GroupId"]
+
+
+def interfaces(ec2, ids: list[str]) -> list[dict]:
+    return ec2.describe_network_interfaces(NetworkInterfaceIds=ids)["NetworkInterfaces"]
+
+
+def test_lustre_file_system_has_network_interfaces_with_its_groups(ec2, fsx):
+    vpc, subnet = create_network(ec2)
+    lustre_sg, client_sg = create_group(ec2, vpc, "lustre"), create_group(ec2, vpc, "clients")
+    created = fsx.create_file_system(
+        FileSystemType="LUSTRE",
+        StorageCapacity=1200,
+        SubnetIds=[subnet],
+        SecurityGroupIds=[lustre_sg, client_sg],
+        LustreConfiguration={"DeploymentType": "PERSISTENT_2", "PerUnitStorageThroughput": 125},
+    )["FileSystem"]
+    file_system_id = created["FileSystemId"]
+    described = fsx.describe_file_systems(FileSystemIds=[file_system_id])["FileSystems"][0]
+
+    eni_ids = created["NetworkInterfaceIds"]
+    assert len(eni_ids) >= 1 and described["NetworkInterfaceIds"] == eni_ids
+    assert (described["SubnetIds"], described["VpcId"]) == ([subnet], vpc)
+    for eni in interfaces(ec2, eni_ids):
+        assert {group["GroupId"] for group in eni["Groups"]} == {lustre_sg, client_sg}
+        assert (eni["SubnetId"], eni["VpcId"], eni["AvailabilityZone"]) == (subnet, vpc, "us-east-1b")
+        assert eni["Description"] == f"ENI for Lustre file system {file_system_id}"
+        assert eni["RequesterManaged"] is True
+    addresses = [eni["PrivateIpAddress"] for eni in interfaces(ec2, eni_ids)]
+    assert len(set(addresses)) == len(addresses)
+
+    fsx.delete_file_system(FileSystemId=file_system_id)
+    left = ec2.describe_network_interfaces(Filters=[{"Name": "subnet-id", "Values": [subnet]}])
+    assert left["NetworkInterfaces"] == []
+
+
+def test_lustre_without_groups_uses_the_default_group(ec2, fsx):
+    vpc, subnet = create_network(ec2)
+    file_system = create_file_system(fsx, DeploymentType="PERSISTENT_2", PerUnitStorageThroughput=125)
+    assert "NetworkInterfaceIds" not in file_system  # SUBNET is unknown to EC2
+    created = fsx.create_file_system(FileSystemType="LUSTRE", StorageCapacity=1200, SubnetIds=[subnet])["FileSystem"]
+    for eni in interfaces(ec2, created["NetworkInterfaceIds"]):
+        assert [group["GroupId"] for group in eni["Groups"]] == [default_group(ec2, vpc)]
+
+
+def test_lustre_rejects_groups_outside_the_subnet_vpc(ec2, fsx):
+    _, subnet = create_network(ec2)
+    other_vpc, _ = create_network(ec2, "10.1.0.0/16")
+    for group in (create_group(ec2, other_vpc, "elsewhere"), "sg-0123456789abcdef0"):
+        with pytest.raises(ClientError) as raised:
+            fsx.create_file_system(
+                FileSystemType="LUSTRE", StorageCapacity=1200, SubnetIds=[subnet], SecurityGroupIds=[group]
+            )
+        assert error_code(raised) == "InvalidNetworkSettings"
+        assert raised.value.response["InvalidSecurityGroupId"] == group
+    assert fsx.describe_file_systems()["FileSystems"] == []
+    assert ec2.describe_network_interfaces()["NetworkInterfaces"] == []
+
+
+def create_association(fsx, file_system_id: str, **overrides) -> dict:
+    request = {
+        "FileSystemId": file_system_id,
+        "FileSystemPath": "/data",
+        "DataRepositoryPath": "s3://retrain-data/raw",
+        "BatchImportMetaDataOnCreate": True,
+        "S3": {"AutoImportPolicy": {"Events": ["NEW", "CHANGED", "DELETED"]}},
+        **overrides,
+    }
+    return fsx.create_data_repository_association(**request)["Association"]
+
+
+def test_data_repository_associations(fsx):
+    persistent_2 = {"DeploymentType": "PERSISTENT_2", "PerUnitStorageThroughput": 125}
+    first_fs = create_file_system(fsx, **persistent_2)["FileSystemId"]
+    second_fs = create_file_system(fsx, **persistent_2)["FileSystemId"]
+    association = create_association(fsx, first_fs)
+    assert association["AssociationId"].startswith("dra-") and len(association["AssociationId"]) == 21
+    assert int(association["AssociationId"][4:], 16) >= 0
+    assert (association["Lifecycle"], association["FileSystemPath"]) == ("AVAILABLE", "/data")
+    assert association["DataRepositoryPath"] == "s3://retrain-data/raw"
+    assert association["BatchImportMetaDataOnCreate"] is True
+    assert association["S3"] == {"AutoImportPolicy": {"Events": ["NEW", "CHANGED", "DELETED"]}}
+    assert association["ResourceARN"].endswith(f":association/{first_fs}/{association['AssociationId']}")
+    other = create_association(fsx, second_fs, FileSystemPath="/", S3={})
+
+    def ids(**kwargs):
+        return [a["AssociationId"] for a in fsx.describe_data_repository_associations(**kwargs)["Associations"]]
+
+    assert ids(Filters=[{"Name": "file-system-id", "Values": [first_fs]}]) == [association["AssociationId"]]
+    assert ids() == [association["AssociationId"], other["AssociationId"]]
+    assert ids(AssociationIds=[other["AssociationId"]]) == [other["AssociationId"]]
+    assert ids(Filters=[{"Name": "data-repository-type", "Values": ["NFS"]}]) == []
+    assert ids(MaxResults=1, NextToken=fsx.describe_data_repository_associations(MaxResults=1)["NextToken"]) == [
+        other["AssociationId"]
+    ]
+    described = fsx.describe_data_repository_associations(AssociationIds=[association["AssociationId"]])
+    assert described["Associations"][0] == association
+    with pytest.raises(ClientError) as raised:
+        fsx.describe_data_repository_associations(AssociationIds=["dra-0123456789abcdef0"])
+    assert error_code(raised) == "DataRepositoryAssociationNotFound"
+
+
+@pytest.mark.parametrize(
+    "lustre, overrides",
+    [
+        ({"DeploymentType": "PERSISTENT_2"}, {"FileSystemPath": "/data/2024"}),  # nested in /data
+        ({"DeploymentType": "PERSISTENT_2"}, {"FileSystemPath": "/other", "DataRepositoryPath": "retrain-data"}),
+        ({"DeploymentType": "SCRATCH_1"}, {"FileSystemPath": "/other"}),
+    ],
+)
+def test_data_repository_association_requests_are_validated(fsx, lustre, overrides):
+    file_system_id = create_file_system(fsx, **lustre)["FileSystemId"]
+    if lustre["DeploymentType"] != "SCRATCH_1":
+        create_association(fsx, file_system_id)
+    with pytest.raises(ClientError) as raised:
+        create_association(fsx, file_system_id, **overrides)
+    assert error_code(raised) == "BadRequest"
+
+
+def test_legacy_import_path_has_no_associations(fsx):
+    legacy = create_file_system(fsx)  # LustreConfiguration.ImportPath
+    assert legacy["LustreConfiguration"]["DataRepositoryConfiguration"]["ImportPath"] == "s3://retrain-data/raw"
+    filters = [{"Name": "file-system-id", "Values": [legacy["FileSystemId"]]}]
+    assert fsx.describe_data_repository_associations(Filters=filters)["Associations"] == []
+    with pytest.raises(ClientError) as raised:
+        create_association(fsx, legacy["FileSystemId"])
+    assert error_code(raised) == "BadRequest"
+    with pytest.raises(ClientError) as raised:
+        create_association(fsx, "fs-0123456789abcdef0")
+    assert error_code(raised) == "FileSystemNotFound"
+
+
+def test_efs_mount_targets_describe_their_network(ec2, efs):
+    vpc, subnet = create_network(ec2)
+    second_subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.2.0/24", AvailabilityZone="us-east-1c")["Subnet"]
+    nfs_sg = create_group(ec2, vpc, "nfs")
+    file_system_id = efs.create_file_system(CreationToken="retrain-efs")["FileSystemId"]
+    assert efs.describe_file_systems(FileSystemId=file_system_id)["FileSystems"][0]["LifeCycleState"] == "available"
+
+    with_group = efs.create_mount_target(FileSystemId=file_system_id, SubnetId=subnet, SecurityGroups=[nfs_sg])
+    without_group = efs.create_mount_target(FileSystemId=file_system_id, SubnetId=second_subnet["SubnetId"])
+    targets = {t["MountTargetId"]: t for t in efs.describe_mount_targets(FileSystemId=file_system_id)["MountTargets"]}
+    first = targets[with_group["MountTargetId"]]
+    assert (first["SubnetId"], first["VpcId"], first["LifeCycleState"]) == (subnet, vpc, "available")
+    assert (first["AvailabilityZoneName"], first["AvailabilityZoneId"]) == ("us-east-1b", "use1-az1")
+    second = targets[without_group["MountTargetId"]]
+    assert (second["AvailabilityZoneName"], second["AvailabilityZoneId"]) == (
+        "us-east-1c",
+        second_subnet["AvailabilityZoneId"],
+    )
+
+    def groups(mount_target_id):
+        return efs.describe_mount_target_security_groups(MountTargetId=mount_target_id)["SecurityGroups"]
+
+    assert groups(first["MountTargetId"]) == [nfs_sg]
+    assert groups(second["MountTargetId"]) == [default_group(ec2, vpc)]
+    eni = interfaces(ec2, [first["NetworkInterfaceId"]])[0]
+    assert [group["GroupId"] for group in eni["Groups"]] == [nfs_sg]
+    assert eni["Description"] == f"EFS mount target for {file_system_id} ({first['MountTargetId']})"
+
+
+def test_efs_mount_target_groups_must_be_in_the_vpc(ec2, efs):
+    _, subnet = create_network(ec2)
+    other_vpc, _ = create_network(ec2, "10.1.0.0/16")
+    file_system_id = efs.create_file_system(CreationToken="retrain-efs")["FileSystemId"]
+    for groups in ([create_group(ec2, other_vpc, "elsewhere")], ["sg-0123456789abcdef0"]):
+        with pytest.raises(ClientError) as raised:
+            efs.create_mount_target(FileSystemId=file_system_id, SubnetId=subnet, SecurityGroups=groups)
+        assert error_code(raised) == "SecurityGroupNotFound"
+        assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    # The failed requests left the subnet's zone free.
+    efs.create_mount_target(FileSystemId=file_system_id, SubnetId=subnet)
+
+
+def test_security_group_rules(ec2):
+    vpc, _ = create_network(ec2)
+    lustre_sg, client_sg = create_group(ec2, vpc, "lustre"), create_group(ec2, vpc, "clients")
+    ec2.authorize_security_group_ingress(
+        GroupId=lustre_sg,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 988, "ToPort": 988, "UserIdGroupPairs": [{"GroupId": client_sg}]},
+            {"IpProtocol": "tcp", "FromPort": 1018, "ToPort": 1023, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]},
+        ],
+    )
+    ec2.authorize_security_group_egress(
+        GroupId=client_sg,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 988, "ToPort": 988, "UserIdGroupPairs": [{"GroupId": lustre_sg}]}
+        ],
+    )
+    groups = {g["GroupId"]: g for g in ec2.describe_security_groups(GroupIds=[lustre_sg, client_sg])["SecurityGroups"]}
+
+    ingress = groups[lustre_sg]["IpPermissions"]
+    by_port = {rule["FromPort"]: rule for rule in ingress}
+    assert [pair["GroupId"] for pair in by_port[988]["UserIdGroupPairs"]] == [client_sg]
+    assert by_port[1018]["IpRanges"] == [{"CidrIp": "10.0.0.0/16"}] and by_port[1018]["ToPort"] == 1023
+    all_traffic = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+    assert [{k: r[k] for k in all_traffic} for r in groups[lustre_sg]["IpPermissionsEgress"]] == [all_traffic]
+    egress = groups[client_sg]["IpPermissionsEgress"]
+    assert {k: egress[0][k] for k in all_traffic} == all_traffic
+    assert [pair["GroupId"] for pair in egress[1]["UserIdGroupPairs"]] == [lustre_sg]
+
+    # AWS: a VPC's default group admits all traffic from itself.
+    default_id = default_group(ec2, vpc)
+    default = ec2.describe_security_groups(GroupIds=[default_id])["SecurityGroups"][0]
+    assert [(r["IpProtocol"], [p["GroupId"] for p in r["UserIdGroupPairs"]]) for r in default["IpPermissions"]] == [
+        ("-1", [default_id])
+    ]
 
 
 # --- SageMaker -----------------------------------------------------------------

@@ -6,10 +6,12 @@
 use crate::emulator::Emulator;
 use aws_sdk_sqs::types::QueueAttributeName;
 use retrain_aws::adapters::Clients;
+use retrain_aws::deps::MetricSink;
 use retrain_aws::handlers::{on_import, on_training, on_upload, start_sweep};
 use retrain_aws::settings::Settings;
 use retrain_aws::Deps;
 use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
 
 pub const REGION: &str = "us-east-1";
 pub const DATA_BUCKET: &str = "example-training-data";
@@ -31,8 +33,12 @@ pub enum Target {
 pub struct Ids {
     pub lustre: String,
     pub efs: String,
+    pub vpc: String,
     pub subnet: String,
+    /// The training jobs' group.
     pub security_group: String,
+    /// The file systems' group: Lustre and NFS from the jobs' group.
+    pub fs_security_group: String,
 }
 
 pub struct Queue {
@@ -52,6 +58,8 @@ pub struct World {
     pub duplicate: bool,
     /// Everything delivered, in order, for replays.
     pub log: Vec<(Target, Value)>,
+    /// Embedded-metric-format records the handlers emitted.
+    pub metrics: Arc<Mutex<Vec<Value>>>,
     bus_seen: usize,
 }
 
@@ -157,8 +165,11 @@ impl World {
             watch_queue_url: watch_queue.url.clone(),
             tick_queue_url: tick_queue.url.clone(),
         };
-        let deps = Deps::new(config, settings, clients.clone());
+        let mut deps = Deps::new(config, settings, clients.clone());
+        let metrics = Arc::new(Mutex::new(Vec::new()));
+        deps.metrics = MetricSink::Captured(metrics.clone());
         World {
+            metrics,
             emulator,
             clients,
             deps,
@@ -170,6 +181,19 @@ impl World {
             log: Vec::new(),
             bus_seen: 0,
         }
+    }
+
+    /// Runs a boto3 snippet (with `client(name)`) against the emulator; its last stdout line is JSON.
+    pub fn boto3(&self, body: &str) -> Value {
+        boto3_setup(&self.emulator.endpoint, body)
+    }
+
+    /// Changes the configuration the handlers run with (a new cold start).
+    pub fn reconfigure(&mut self, change: impl FnOnce(&mut retrain_core::Config)) {
+        let mut config = self.deps.config.clone();
+        change(&mut config);
+        self.deps = Deps::new(config, self.deps.settings.clone(), self.clients.clone());
+        self.deps.metrics = MetricSink::Captured(self.metrics.clone());
     }
 
     /// Uploads objects to the data bucket (S3 notifies the upload queue).
@@ -335,10 +359,12 @@ async fn queue(clients: &Clients, name: &str) -> Queue {
     Queue { url, arn }
 }
 
-/// A VPC with one subnet and security group, an FSx for Lustre file system
-/// linked to the data bucket, and an EFS file system.
+/// A VPC with one subnet, the jobs' security group and the file systems'
+/// group (Lustre ports and NFS open to the jobs' group), an FSx for Lustre
+/// file system linked to the data bucket, and an EFS file system with a
+/// mount target in the subnet: a setup that passes preflight.
 async fn network_and_file_systems(endpoint: &str) -> Ids {
-    // The product needs no EC2 or EFS client; the harness creates these over plain JSON/Query calls.
+    // The product only reads EC2 and EFS; the harness creates them with boto3.
     let ids = boto3_setup(
         endpoint,
         r#"
@@ -346,22 +372,31 @@ ec2 = client('ec2'); fsx = client('fsx'); efs = client('efs')
 vpc = ec2.create_vpc(CidrBlock='10.0.0.0/16')['Vpc']['VpcId']
 subnet = ec2.create_subnet(VpcId=vpc, CidrBlock='10.0.1.0/24', AvailabilityZone='us-east-1a')['Subnet']['SubnetId']
 sg = ec2.create_security_group(GroupName='retrain-training', Description='training jobs', VpcId=vpc)['GroupId']
-lustre = fsx.create_file_system(FileSystemType='LUSTRE', StorageCapacity=1200, SubnetIds=[subnet],
+fs_sg = ec2.create_security_group(GroupName='retrain-file-systems', Description='file systems', VpcId=vpc)['GroupId']
+ec2.authorize_security_group_ingress(GroupId=fs_sg, IpPermissions=[
+    {'IpProtocol': 'tcp', 'FromPort': 988, 'ToPort': 988, 'UserIdGroupPairs': [{'GroupId': sg}, {'GroupId': fs_sg}]},
+    {'IpProtocol': 'tcp', 'FromPort': 1018, 'ToPort': 1023, 'UserIdGroupPairs': [{'GroupId': sg}, {'GroupId': fs_sg}]},
+    {'IpProtocol': 'tcp', 'FromPort': 2049, 'ToPort': 2049, 'UserIdGroupPairs': [{'GroupId': sg}]}])
+lustre = fsx.create_file_system(FileSystemType='LUSTRE', StorageCapacity=1200, SubnetIds=[subnet], SecurityGroupIds=[fs_sg],
     LustreConfiguration={'ImportPath': 's3://example-training-data/', 'DeploymentType': 'SCRATCH_2'})['FileSystem']['FileSystemId']
 e = efs.create_file_system(CreationToken='retrain-efs')['FileSystemId']
-print(json.dumps({'lustre': lustre, 'efs': e, 'subnet': subnet, 'sg': sg}))
+efs.create_mount_target(FileSystemId=e, SubnetId=subnet, SecurityGroups=[fs_sg])
+print(json.dumps({'lustre': lustre, 'efs': e, 'vpc': vpc, 'subnet': subnet, 'sg': sg, 'fs_sg': fs_sg}))
 "#,
     );
+    let id = |k: &str| ids[k].as_str().unwrap_or_default().to_owned();
     Ids {
-        lustre: ids["lustre"].as_str().unwrap_or_default().to_owned(),
-        efs: ids["efs"].as_str().unwrap_or_default().to_owned(),
-        subnet: ids["subnet"].as_str().unwrap_or_default().to_owned(),
-        security_group: ids["sg"].as_str().unwrap_or_default().to_owned(),
+        lustre: id("lustre"),
+        efs: id("efs"),
+        vpc: id("vpc"),
+        subnet: id("subnet"),
+        security_group: id("sg"),
+        fs_security_group: id("fs_sg"),
     }
 }
 
 /// Runs a boto3 snippet against the emulator and parses its last stdout line as JSON.
-fn boto3_setup(endpoint: &str, body: &str) -> Value {
+pub fn boto3_setup(endpoint: &str, body: &str) -> Value {
     let script = format!(
         "import boto3, json\ndef client(name):\n    return boto3.client(name, endpoint_url={endpoint:?}, region_name={REGION:?}, aws_access_key_id='testing', aws_secret_access_key='testing')\n{body}"
     );

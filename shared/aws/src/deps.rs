@@ -1,11 +1,13 @@
 //! Everything a handler needs, built once per cold start.
 
-use crate::adapters::{bus::Bus, fsx::Fsx, sagemaker::SageMaker, store::Store, timers::Timers, Clients};
+use crate::adapters::{bus::Bus, fsx::Fsx, network::Network, sagemaker::SageMaker, store::Store, timers::Timers, Clients};
 use crate::error::Error;
 use crate::settings::Settings;
 use retrain_core::config::{FileSystemKind, Pipeline};
+use retrain_core::preflight::{self, Finding};
 use retrain_core::Config;
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio::sync::Mutex;
 
 pub struct Deps {
@@ -16,14 +18,39 @@ pub struct Deps {
     pub sagemaker: SageMaker,
     pub bus: Bus,
     pub timers: Timers,
+    pub network: Network,
+    pub metrics: MetricSink,
+    /// Preflight results that passed, per pipeline, during this cold start.
+    preflight_passed: Mutex<HashMap<String, Vec<Finding>>>,
     /// Lustre mount names looked up during this cold start.
     mount_names: Mutex<HashMap<String, String>>,
+}
+
+/// Where embedded-metric-format records go.
+#[derive(Debug, Clone)]
+pub enum MetricSink {
+    /// The function's stdout: CloudWatch Logs extracts EMF records from it, one JSON object per line.
+    Stdout,
+    /// Kept in memory (tests).
+    Captured(Arc<std::sync::Mutex<Vec<serde_json::Value>>>),
+}
+
+impl MetricSink {
+    pub fn emit(&self, record: &serde_json::Value) {
+        match self {
+            MetricSink::Stdout => println!("{record}"),
+            MetricSink::Captured(records) => records.lock().unwrap_or_else(|p| p.into_inner()).push(record.clone()),
+        }
+    }
 }
 
 impl Deps {
     pub fn new(config: Config, settings: Settings, clients: Clients) -> Deps {
         Deps {
             store: Store::new(clients.s3, settings.artifacts_bucket.clone()),
+            network: Network::new(clients.fsx.clone(), clients.efs, clients.ec2),
+            preflight_passed: Mutex::new(HashMap::new()),
+            metrics: MetricSink::Stdout,
             fsx: Fsx::new(clients.fsx),
             sagemaker: SageMaker::new(clients.sagemaker),
             bus: Bus::new(clients.events, settings.event_bus.clone()),
@@ -44,6 +71,21 @@ impl Deps {
         let config =
             retrain_core::config::parse(&text).map_err(|e| Error::Setup(format!("RETRAIN_CONFIG={}: {e}", settings.config_location)))?;
         Ok(Deps::new(config, settings, clients))
+    }
+
+    /// Preflight findings of a pipeline. Passing results are kept for the
+    /// cold start, so a sweep does not describe the VPC for every launch;
+    /// failing ones are described afresh, so a fix is seen at once.
+    pub async fn preflight(&self, pipeline: &Pipeline) -> Result<Vec<Finding>, Error> {
+        if let Some(found) = self.preflight_passed.lock().await.get(&pipeline.name) {
+            return Ok(found.clone());
+        }
+        let facts = self.network.facts(pipeline).await?;
+        let findings = preflight::check(pipeline, &facts);
+        if findings.iter().all(|f| f.ok) {
+            self.preflight_passed.lock().await.insert(pipeline.name.clone(), findings.clone());
+        }
+        Ok(findings)
     }
 
     /// The Lustre mount name of a pipeline's file system: from the config, else FSx (cached).

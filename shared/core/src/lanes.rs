@@ -7,6 +7,7 @@
 use crate::config::Direction;
 use crate::failure::{classify, FailureClass, JobStatus};
 use crate::sweep::SweepManifest;
+use crate::telemetry::JobTiming;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,9 @@ pub struct JobObservation {
     /// `FinalMetricDataList` as (name, value).
     #[serde(default)]
     pub metrics: Vec<(String, f64)>,
+    /// Where the job's time went, once it has ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<JobTiming>,
 }
 
 /// A job to create.
@@ -59,6 +63,9 @@ pub struct VariantResult {
     /// The objective metric's final value, when the job reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<f64>,
+    /// Start-up, download, training and upload seconds, and warm pool reuse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<JobTiming>,
 }
 
 /// The end of a sweep: variants ranked by the objective, then those without the metric.
@@ -160,6 +167,7 @@ fn result(manifest: &SweepManifest, lane: usize, job: &JobObservation) -> Varian
         attempt: job.attempt,
         training_job_name: job.training_job_name.clone(),
         status: job.status,
+        timing: job.timing.clone(),
         failure_reason: job.failure_reason.clone(),
         metric: if job.status == JobStatus::Completed {
             job.metrics

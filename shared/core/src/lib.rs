@@ -15,5 +15,6 @@ pub mod preflight;
 pub mod requests;
 pub mod s3_uri;
 pub mod sweep;
+pub mod telemetry;
 
 pub use config::{Config, ConfigError, ConfigErrors, Pipeline};

@@ -266,6 +266,7 @@ fn plan_job_change(out: &mut Plan, config: &Config, change: &JobStateChange, ctx
             secondary_status: None,
             failure_reason: None,
             metrics: Vec::new(),
+            timing: None,
         })
         .collect();
     jobs.push(JobObservation {
@@ -276,6 +277,7 @@ fn plan_job_change(out: &mut Plan, config: &Config, change: &JobStateChange, ctx
         secondary_status: change.secondary_status.clone(),
         failure_reason: change.failure_reason.clone(),
         metrics: change.metrics.clone(),
+        timing: None,
     });
     let decision = decide(&manifest, &jobs);
     let next: Vec<_> = decision.launches.into_iter().filter(|l| l.lane == lane).collect();

@@ -4,12 +4,14 @@ from collections.abc import Callable, Iterable
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from . import events, fsx, sagemaker
+from . import ec2, efs, events, fsx, sagemaker
 from .control import ControlApp
 
 
 def install() -> None:
     """Swaps in the extended backends; must run before the server takes requests."""
+    ec2.install()
+    efs.install()
     fsx.install()
     sagemaker.install()
     events.install()

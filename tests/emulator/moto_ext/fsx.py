@@ -1,5 +1,6 @@
-"""FSx for Lustre: the file-system fields moto 5.2.1 leaves out, and data
-repository tasks, which moto does not implement at all."""
+"""FSx for Lustre: the file-system fields moto 5.2.1 leaves out (network
+interfaces included), and data repository tasks and associations, which moto
+does not implement at all."""
 
 import json
 import re
@@ -10,11 +11,11 @@ import time
 from typing import Any
 
 import moto.fsx.urls
-from moto.ec2.exceptions import InvalidSubnetIdError
-from moto.ec2.models import ec2_backends
+from moto.ec2.exceptions import InvalidNetworkInterfaceIdError
 from moto.fsx.models import FileSystem, FSxBackend, fsx_backends
 from moto.fsx.responses import FSxResponse
 
+from . import ec2
 from .common import AwsJsonError, NotFound, random_hex, swap_backend_class, url_module
 
 ACTIVE_LIFECYCLES = ("PENDING", "EXECUTING")
@@ -33,6 +34,9 @@ MAX_PATH_LENGTH = 4096
 # Fields of CreateFileSystemLustreConfiguration that the service reports
 # under LustreConfiguration.DataRepositoryConfiguration instead.
 REPOSITORY_FIELDS = ("ImportPath", "ExportPath", "ImportedFileChunkSize", "AutoImportPolicy")
+# Network interfaces a new Lustre file system gets (the service creates
+# several; FileSystem.NetworkInterfaceIds documents "more than one").
+LUSTRE_ENI_COUNT = 2
 # Attributes compared for ClientRequestToken idempotency, with their defaults.
 TASK_PARAMETERS = {
     "Type": None,
@@ -58,6 +62,12 @@ def file_system_not_found(file_system_id: str) -> AwsJsonError:
 
 def task_not_found(task_id: str) -> AwsJsonError:
     return FsxNotFound("DataRepositoryTaskNotFound", f"Data repository task '{task_id}' does not exist.")
+
+
+def association_not_found(association_id: str) -> AwsJsonError:
+    return FsxNotFound(
+        "DataRepositoryAssociationNotFound", f"Data repository association '{association_id}' does not exist."
+    )
 
 
 def mount_name(deployment_type: str) -> str:
@@ -106,6 +116,8 @@ class EmulatedFileSystem(FileSystem):
         self.type_version = type_version
         if self.file_system_type == "LUSTRE":
             self.lustre_configuration = lustre_description(self.lustre_configuration, self.creation_time)
+        # Set by the backend when moto's EC2 knows the subnet.
+        self.network_interface_ids: list[str] = []
         # Top-level attributes set through the control API (preflight tests).
         self.overrides: dict[str, Any] = {}
 
@@ -114,14 +126,23 @@ class EmulatedFileSystem(FileSystem):
         repository = (self.lustre_configuration or {}).get("DataRepositoryConfiguration", {})
         return repository.get("ImportPath")
 
+    @property
+    def deployment_type(self) -> str | None:
+        return (self.lustre_configuration or {}).get("DeploymentType")
+
     def to_dict(self) -> dict[str, Any]:
         description = super().to_dict()
+        # Not a member of the FileSystem shape: the SDKs drop it, and the
+        # groups are only visible on the network interfaces.
+        description.pop("SecurityGroupIds", None)
         description.update(
             Lifecycle=self.lifecycle,
             VpcId=self.vpc_id,
             OwnerId=self.owner_id,
             CreationTime=self.creation_time,
         )
+        if self.network_interface_ids:
+            description["NetworkInterfaceIds"] = list(self.network_interface_ids)
         if self.type_version:
             description["FileSystemTypeVersion"] = self.type_version
         description.update(self.overrides)
@@ -240,6 +261,66 @@ class DataRepositoryTask:
         return {key: value for key, value in description.items() if value is not None}
 
 
+class DataRepositoryAssociation:
+    """A data repository association, AVAILABLE as soon as it is created."""
+
+    def __init__(self, file_system: EmulatedFileSystem, request: dict[str, Any]):
+        self.association_id = f"dra-{random_hex(17)}"
+        self.file_system_id = file_system.file_system_id
+        arn_prefix = file_system.resource_arn.rsplit(":", 1)[0]  # arn:aws:fsx:REGION:ACCOUNT
+        self.resource_arn = f"{arn_prefix}:association/{self.file_system_id}/{self.association_id}"
+        self.request = request
+        self.file_system_path = request.get("FileSystemPath") or "/"
+        self.creation_time = time.time()
+
+    def to_dict(self) -> dict[str, Any]:
+        description = {
+            "AssociationId": self.association_id,
+            "ResourceARN": self.resource_arn,
+            "FileSystemId": self.file_system_id,
+            "Lifecycle": "AVAILABLE",
+            "FileSystemPath": self.file_system_path,
+            "DataRepositoryPath": self.request["DataRepositoryPath"],
+            "BatchImportMetaDataOnCreate": bool(self.request.get("BatchImportMetaDataOnCreate", False)),
+            "ImportedFileChunkSize": self.request.get("ImportedFileChunkSize", 1024),
+            "S3": self.request.get("S3"),
+            "Tags": self.request.get("Tags") or [],
+            "CreationTime": self.creation_time,
+        }
+        return {key: value for key, value in description.items() if value is not None}
+
+
+def paths_overlap(first: str, second: str) -> bool:
+    first, second = first.rstrip("/") + "/", second.rstrip("/") + "/"
+    return first.startswith(second) or second.startswith(first)
+
+
+def validate_association_request(file_system: EmulatedFileSystem, request: dict[str, Any]) -> None:
+    if file_system.file_system_type != "LUSTRE":
+        raise bad_request("Data repository associations are supported on FSx for Lustre file systems only.")
+    if file_system.import_path:
+        raise bad_request(
+            f"File system {file_system.file_system_id} has a data repository linked through ImportPath; "
+            "it cannot have data repository associations."
+        )
+    if file_system.deployment_type == "SCRATCH_1":
+        raise bad_request("Data repository associations are not supported on SCRATCH_1 file systems.")
+    if not S3_URI_PATTERN.match(request.get("DataRepositoryPath") or ""):
+        raise bad_request("DataRepositoryPath must be an Amazon S3 URI (s3://bucket[/prefix]).")
+    path = request.get("FileSystemPath") or "/"
+    if not path.startswith("/"):
+        raise bad_request("FileSystemPath must start with /.")
+
+
+def association_matches(association: DataRepositoryAssociation, filters: list[dict[str, Any]]) -> bool:
+    attribute = {
+        "file-system-id": association.file_system_id,
+        "data-repository-type": "S3",
+        "file-cache-id": None,
+    }
+    return all(attribute.get(f.get("Name")) in (f.get("Values") or []) for f in filters)
+
+
 def matches_filters(task: DataRepositoryTask, filters: list[dict[str, Any]]) -> bool:
     attribute = {
         "file-system-id": task.file_system_id,
@@ -263,6 +344,7 @@ class EmulatedFSxBackend(FSxBackend):
     def __init__(self, region_name: str, account_id: str):
         super().__init__(region_name, account_id)
         self.tasks: dict[str, DataRepositoryTask] = {}
+        self.associations: dict[str, DataRepositoryAssociation] = {}
         self.tokens: dict[tuple[str, str], DataRepositoryTask] = {}
         # Highest number of PENDING/EXECUTING tasks seen at once, per file system.
         self.max_active: dict[str, int] = {}
@@ -277,24 +359,59 @@ class EmulatedFSxBackend(FSxBackend):
     def create_file_system(self, **kwargs: Any) -> FileSystem:  # type: ignore[override]
         kwargs.pop("client_request_token", None)
         type_version = kwargs.pop("file_system_type_version", None)
+        subnet = ec2.find_subnet(self.account_id, self.region_name, (kwargs.get("subnet_ids") or [None])[0])
+        if subnet is not None:
+            self._check_security_groups(kwargs.get("security_group_ids") or [], subnet.vpc_id)
         file_system = EmulatedFileSystem(
-            vpc_id=self._vpc_of(kwargs.get("subnet_ids") or []),
+            vpc_id=subnet.vpc_id if subnet is not None else f"vpc-{random_hex(17)}",
             type_version=type_version,
             account_id=self.account_id,
             region_name=self.region_name,
             backend=self,
             **kwargs,
         )
+        if subnet is not None and file_system.file_system_type == "LUSTRE":
+            file_system.network_interface_ids = self._create_interfaces(file_system, subnet)
         self.file_systems[file_system.file_system_id] = file_system
         return file_system
 
-    def _vpc_of(self, subnet_ids: list[str]) -> str:
-        if subnet_ids:
+    def _check_security_groups(self, group_ids: list[str], vpc_id: str) -> None:
+        # moto's EC2 would invent a group for an unknown id; FSx rejects it.
+        outside = ec2.groups_outside_vpc(self.account_id, self.region_name, group_ids, vpc_id)
+        if outside:
+            raise AwsJsonError(
+                "InvalidNetworkSettings",
+                f"The security group {outside[0]} does not exist in VPC {vpc_id}.",
+                InvalidSecurityGroupId=outside[0],
+            )
+
+    def _create_interfaces(self, file_system: EmulatedFileSystem, subnet: Any) -> list[str]:
+        """The file system's network interfaces, in its first subnet, with its
+        security groups (none given: the VPC's default group)."""
+        backend = ec2.ec2_backend(self.account_id, self.region_name)
+        description = f"ENI for Lustre file system {file_system.file_system_id}"
+        interfaces = [
+            # Reserving the address like EFS does keeps it from being handed out twice.
+            backend.create_network_interface(
+                subnet, [subnet.get_available_subnet_ip(file_system)], group_ids=file_system.security_group_ids or None
+            )
+            for _ in range(LUSTRE_ENI_COUNT)
+        ]
+        return [ec2.service_managed(eni, description).id for eni in interfaces]
+
+    def delete_file_system(self, file_system_id: str, **kwargs: Any) -> Any:  # type: ignore[override]
+        file_system = self.get_file_system(file_system_id)
+        backend = ec2.ec2_backend(self.account_id, self.region_name)
+        for eni_id in file_system.network_interface_ids:
             try:
-                return ec2_backends[self.account_id][self.region_name].get_subnet(subnet_ids[0]).vpc_id
-            except InvalidSubnetIdError:
-                pass
-        return f"vpc-{random_hex(17)}"
+                eni = backend.get_network_interface(eni_id)
+            except InvalidNetworkInterfaceIdError:
+                continue  # deleted through EC2 already
+            eni.subnet.del_subnet_ip(eni.private_ip_address)
+            backend.delete_network_interface(eni_id)
+        for association_id in [a for a, dra in self.associations.items() if dra.file_system_id == file_system_id]:
+            del self.associations[association_id]
+        return super().delete_file_system(file_system_id=file_system_id, **kwargs)
 
     def describe_file_systems(self, file_system_ids: list[str], **kwargs: Any) -> Any:  # type: ignore[override]
         # moto silently drops unknown ids; FSx answers FileSystemNotFound.
@@ -306,6 +423,37 @@ class EmulatedFSxBackend(FSxBackend):
         if file_system_id not in self.file_systems:
             raise file_system_not_found(file_system_id)
         return self.file_systems[file_system_id]  # type: ignore[return-value]
+
+    def create_data_repository_association(self, request: dict[str, Any]) -> DataRepositoryAssociation:
+        with self.lock:
+            file_system = self.get_file_system(request.get("FileSystemId", ""))
+            validate_association_request(file_system, request)
+            path = request.get("FileSystemPath") or "/"
+            for other in self.associations.values():
+                if other.file_system_id == file_system.file_system_id and paths_overlap(path, other.file_system_path):
+                    raise bad_request(
+                        f"FileSystemPath {path} overlaps the path {other.file_system_path} "
+                        f"of data repository association {other.association_id}."
+                    )
+            association = DataRepositoryAssociation(file_system, request)
+            self.associations[association.association_id] = association
+            return association
+
+    def describe_data_repository_associations(
+        self,
+        association_ids: list[str] | None,
+        filters: list[dict[str, Any]] | None,
+        max_results: int | None,
+        next_token: str | None,
+    ) -> tuple[list[DataRepositoryAssociation], str | None]:
+        for association_id in association_ids or []:
+            if association_id not in self.associations:
+                raise association_not_found(association_id)
+        associations = (
+            [self.associations[a] for a in association_ids] if association_ids else list(self.associations.values())
+        )
+        associations = [a for a in associations if association_matches(a, filters or [])]
+        return page(associations, max_results, next_token)
 
     def create_data_repository_task(self, request: dict[str, Any]) -> DataRepositoryTask:
         with self.lock:
@@ -390,6 +538,23 @@ class EmulatedFSxBackend(FSxBackend):
 
 
 class RetrainFSxResponse(FSxResponse):
+    def create_data_repository_association(self) -> str:
+        association = self.fsx_backend.create_data_repository_association(json.loads(self.body or "{}"))
+        return json.dumps({"Association": association.to_dict()})
+
+    def describe_data_repository_associations(self) -> str:
+        params = json.loads(self.body or "{}")
+        associations, next_token = self.fsx_backend.describe_data_repository_associations(
+            association_ids=params.get("AssociationIds"),
+            filters=params.get("Filters"),
+            max_results=params.get("MaxResults"),
+            next_token=params.get("NextToken"),
+        )
+        response: dict[str, Any] = {"Associations": [association.to_dict() for association in associations]}
+        if next_token:
+            response["NextToken"] = next_token
+        return json.dumps(response)
+
     def create_data_repository_task(self) -> str:
         task = self.fsx_backend.create_data_repository_task(json.loads(self.body or "{}"))
         return json.dumps({"DataRepositoryTask": task.to_dict()})

@@ -2,6 +2,7 @@
 
 pub mod bus;
 pub mod fsx;
+pub mod network;
 pub mod sagemaker;
 pub mod store;
 pub mod timers;
@@ -15,6 +16,8 @@ pub struct Clients {
     pub sagemaker: aws_sdk_sagemaker::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub events: aws_sdk_eventbridge::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub efs: aws_sdk_efs::Client,
 }
 
 impl Clients {
@@ -27,6 +30,8 @@ impl Clients {
             sagemaker: aws_sdk_sagemaker::Client::new(shared),
             sqs: aws_sdk_sqs::Client::new(shared),
             events: aws_sdk_eventbridge::Client::new(shared),
+            ec2: aws_sdk_ec2::Client::new(shared),
+            efs: aws_sdk_efs::Client::new(shared),
         }
     }
 

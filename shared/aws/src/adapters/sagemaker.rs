@@ -4,6 +4,7 @@ use crate::error::{aws, Error};
 use aws_sdk_sagemaker::types as sm;
 use retrain_core::failure::JobStatus;
 use retrain_core::requests::CreateTrainingJob;
+use retrain_core::telemetry::Transition;
 use tracing::instrument;
 
 #[derive(Clone, Debug)]
@@ -32,6 +33,11 @@ pub struct JobDetails {
     pub secondary_status: Option<String>,
     pub failure_reason: Option<String>,
     pub metrics: Vec<(String, f64)>,
+    /// `SecondaryStatusTransitions`, times in epoch seconds.
+    pub transitions: Vec<Transition>,
+    pub billable_seconds: Option<i64>,
+    /// `WarmPoolStatus.ReusedByJob`: the later job that started on this job's warm pool.
+    pub warm_pool_reused_by: Option<String>,
 }
 
 impl SageMaker {
@@ -196,6 +202,19 @@ impl SageMaker {
                 .iter()
                 .filter_map(|m| Some((m.metric_name()?.to_owned(), f64::from(m.value()?))))
                 .collect(),
+            transitions: out
+                .secondary_status_transitions()
+                .iter()
+                .filter_map(|t| {
+                    Some(Transition {
+                        status: t.status()?.as_str().to_owned(),
+                        start: t.start_time()?.as_secs_f64(),
+                        end: t.end_time().map(|e| e.as_secs_f64()),
+                    })
+                })
+                .collect(),
+            billable_seconds: out.billable_time_in_seconds().map(i64::from),
+            warm_pool_reused_by: out.warm_pool_status().and_then(|w| w.reused_by_job()).map(str::to_owned),
         })
     }
 }

@@ -1,7 +1,7 @@
 //! Starting a sweep and running its lanes: shared by start-sweep and on-training.
 
 use super::Outcome;
-use crate::adapters::sagemaker::Launched;
+use crate::adapters::sagemaker::{Launched, SageMaker};
 use crate::adapters::store::Created;
 use crate::deps::Deps;
 use crate::error::Error;
@@ -13,6 +13,7 @@ use retrain_core::messages::{Message, SweepTick};
 use retrain_core::names;
 use retrain_core::plan::file_system_type;
 use retrain_core::sweep::{manifest_key, SweepManifest, SweepTrigger};
+use retrain_core::telemetry::{emf, timing};
 use std::collections::HashMap;
 
 /// Seconds before a launch refused by a quota or throttling is tried again.
@@ -44,6 +45,31 @@ pub async fn start(
         }
     };
     let key = fresh.key();
+    if deps.store.get::<serde_json::Value>("sweep manifest", &key).await?.is_none() {
+        // Fail before spending money: nothing launches while a check fails.
+        let problems: Vec<String> = deps
+            .preflight(pipeline)
+            .await?
+            .iter()
+            .filter(|f| !f.ok)
+            .map(|f| f.problem())
+            .collect();
+        if !problems.is_empty() {
+            out.did(format!(
+                "sweep {} of {} blocked by preflight: {}",
+                fresh.sweep_id,
+                pipeline.name,
+                problems.join("; ")
+            ));
+            let event = DomainEvent::SweepBlocked(SweepBlocked {
+                pipeline: pipeline.name.clone(),
+                sweep_id: Some(fresh.sweep_id.clone()),
+                problems,
+            });
+            deps.bus.publish_once(&deps.store, &scope(&fresh), &event).await?;
+            return Ok(());
+        }
+    }
     let manifest = match deps.store.put_once(&key, &fresh).await? {
         Created::Now => fresh,
         // A duplicate trigger: the first manifest is the truth.
@@ -79,7 +105,11 @@ pub async fn load(deps: &Deps, pipeline: &str, sweep_id: &str) -> Result<Option<
 /// announces the end once every variant is final. `fresh` is a job state
 /// from an event, newer than what ListTrainingJobs may show.
 pub async fn reconcile(deps: &Deps, manifest: &SweepManifest, fresh: Option<JobObservation>, out: &mut Outcome) -> Result<(), Error> {
-    let jobs = observe(deps, manifest, fresh).await?;
+    let fresh_name = fresh.as_ref().map(|f| f.training_job_name.clone());
+    let jobs = observe(&deps.sagemaker, manifest, fresh).await?;
+    if let Some(job) = fresh_name.and_then(|n| jobs.iter().find(|j| j.training_job_name == n)) {
+        emit_metrics(deps, manifest, job).await?;
+    }
     let decision = decide(manifest, &jobs);
     for launch in &decision.launches {
         let request = match manifest.training_job(launch.position, launch.attempt) {
@@ -155,8 +185,29 @@ pub async fn reconcile(deps: &Deps, manifest: &SweepManifest, fresh: Option<JobO
     Ok(())
 }
 
-/// The sweep's jobs as SageMaker knows them, with details for final ones.
-async fn observe(deps: &Deps, manifest: &SweepManifest, fresh: Option<JobObservation>) -> Result<Vec<JobObservation>, Error> {
+/// Writes the finished job's start-up breakdown as one CloudWatch embedded
+/// metric format record, once per job even if its event comes twice.
+async fn emit_metrics(deps: &Deps, manifest: &SweepManifest, job: &JobObservation) -> Result<(), Error> {
+    let Some(t) = job.timing.as_ref().filter(|_| job.status.is_terminal()) else {
+        return Ok(());
+    };
+    let marker = format!("{}/metrics/{}", scope(manifest), job.training_job_name);
+    if deps.store.put_once(&marker, t).await? == Created::Now {
+        let record = emf(
+            &manifest.pipeline.name,
+            file_system_type(&manifest.pipeline),
+            &job.training_job_name,
+            t,
+            super::now_epoch() * 1000,
+        );
+        deps.metrics.emit(&record);
+    }
+    Ok(())
+}
+
+/// The sweep's jobs as SageMaker knows them, with details (metrics, failure,
+/// timing) for the final ones. `fresh` is the state an event just reported.
+pub async fn observe(sagemaker: &SageMaker, manifest: &SweepManifest, fresh: Option<JobObservation>) -> Result<Vec<JobObservation>, Error> {
     let max_attempts = manifest.pipeline.sweep.max_retries + 1;
     let mut by_name: HashMap<String, (usize, u32)> = HashMap::new();
     for position in 0..manifest.variants.len() {
@@ -166,7 +217,8 @@ async fn observe(deps: &Deps, manifest: &SweepManifest, fresh: Option<JobObserva
     }
     let prefix = names::sweep_job_prefix(&manifest.pipeline.name, &manifest.sweep_id);
     let mut jobs = Vec::new();
-    for (name, status) in deps.sagemaker.list(&prefix).await? {
+    let mut reused: Vec<String> = Vec::new();
+    for (name, status) in sagemaker.list(&prefix).await? {
         let Some(&(position, attempt)) = by_name.get(&name) else { continue };
         let mut job = JobObservation {
             variant_id: manifest.variants[position].id.clone(),
@@ -176,17 +228,30 @@ async fn observe(deps: &Deps, manifest: &SweepManifest, fresh: Option<JobObserva
             secondary_status: None,
             failure_reason: None,
             metrics: Vec::new(),
+            timing: None,
         };
-        if let Some(f) = fresh.as_ref().filter(|f| f.training_job_name == name) {
+        let fresh_here = fresh.as_ref().filter(|f| f.training_job_name == name);
+        if let Some(f) = fresh_here.filter(|f| !status.is_terminal() && f.status.is_terminal()) {
+            // The list lags behind the event.
             job = f.clone();
-        } else if status.is_terminal() {
-            let d = deps.sagemaker.describe(&name).await?;
-            job.status = d.status;
-            job.secondary_status = d.secondary_status;
-            job.failure_reason = d.failure_reason;
-            job.metrics = d.metrics;
+        }
+        if job.status.is_terminal() {
+            let d = sagemaker.describe(&name).await?;
+            if d.status.is_terminal() {
+                job.status = d.status;
+                job.secondary_status = d.secondary_status;
+                job.failure_reason = d.failure_reason;
+                job.metrics = d.metrics;
+            }
+            job.timing = Some(timing(&d.transitions, d.billable_seconds, false));
+            reused.extend(d.warm_pool_reused_by);
         }
         jobs.push(job);
+    }
+    for job in &mut jobs {
+        if let Some(t) = job.timing.as_mut() {
+            t.warm_pool_reused = reused.contains(&job.training_job_name);
+        }
     }
     // The event may be about a job the list does not show yet.
     if let Some(f) = fresh {
@@ -218,5 +283,6 @@ pub fn observation(
             secondary_status: secondary,
             failure_reason: reason,
             metrics,
+            timing: None,
         })
 }

@@ -25,6 +25,7 @@ fn job(m: &SweepManifest, position: usize, attempt: u32, status: JobStatus) -> J
         secondary_status: None,
         failure_reason: None,
         metrics: Vec::new(),
+        timing: None,
     }
 }
 

@@ -1,0 +1,156 @@
+//! Start-up telemetry: where a training job's time went, from SageMaker's
+//! `SecondaryStatusTransitions`. Training from a file system shrinks the
+//! Downloading step; a warm pool shrinks Starting. These numbers show it.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One `SecondaryStatusTransitions` entry, times in epoch seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub status: String,
+    pub start: f64,
+    pub end: Option<f64>,
+}
+
+/// Seconds spent in each phase of a training job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct JobTiming {
+    /// `Starting`: provisioning instances (short when a warm pool was reused).
+    pub startup_seconds: f64,
+    /// `Downloading`: copying input data (near zero when reading a file system).
+    pub download_seconds: f64,
+    /// `Training`.
+    pub training_seconds: f64,
+    /// `Uploading`: writing the model artifacts.
+    pub upload_seconds: f64,
+    /// `BillableTimeInSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billable_seconds: Option<i64>,
+    /// The job started on instances a managed warm pool kept from an earlier job.
+    pub warm_pool_reused: bool,
+}
+
+impl JobTiming {
+    /// Time before training began: what training from a file system (and a warm pool) saves.
+    pub fn before_training(&self) -> f64 {
+        self.startup_seconds + self.download_seconds
+    }
+}
+
+/// Sums each phase's transitions. A phase without an end (the job stopped in it) ends where the next one starts.
+pub fn timing(transitions: &[Transition], billable_seconds: Option<i64>, warm_pool_reused: bool) -> JobTiming {
+    let mut t = JobTiming {
+        billable_seconds,
+        warm_pool_reused,
+        ..JobTiming::default()
+    };
+    for (i, step) in transitions.iter().enumerate() {
+        let end = step.end.or_else(|| transitions.get(i + 1).map(|n| n.start)).unwrap_or(step.start);
+        let seconds = (end - step.start).max(0.0);
+        match step.status.as_str() {
+            "Starting" | "Pending" | "Restarting" => t.startup_seconds += seconds,
+            "Downloading" => t.download_seconds += seconds,
+            "Training" => t.training_seconds += seconds,
+            "Uploading" => t.upload_seconds += seconds,
+            _ => {}
+        }
+    }
+    t
+}
+
+/// CloudWatch namespace of retrain's metrics.
+pub const NAMESPACE: &str = "Retrain";
+
+/// One CloudWatch embedded metric format record for a finished job
+/// (namespace `Retrain`, dimensions `Pipeline` and `FileSystemType`).
+pub fn emf(pipeline: &str, file_system_type: &str, training_job_name: &str, timing: &JobTiming, timestamp_ms: u64) -> serde_json::Value {
+    let metric = |name: &str| serde_json::json!({"Name": name, "Unit": "Seconds"});
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Pipeline", "FileSystemType"]],
+                "Metrics": [
+                    metric("StartupSeconds"), metric("DownloadSeconds"), metric("TrainingSeconds"), metric("UploadSeconds"),
+                    {"Name": "WarmPoolReused", "Unit": "Count"}
+                ]
+            }]
+        },
+        "Pipeline": pipeline,
+        "FileSystemType": file_system_type,
+        "TrainingJobName": training_job_name,
+        "StartupSeconds": timing.startup_seconds,
+        "DownloadSeconds": timing.download_seconds,
+        "TrainingSeconds": timing.training_seconds,
+        "UploadSeconds": timing.upload_seconds,
+        "WarmPoolReused": u8::from(timing.warm_pool_reused),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(status: &str, start: f64, end: Option<f64>) -> Transition {
+        Transition {
+            status: status.into(),
+            start,
+            end,
+        }
+    }
+
+    #[test]
+    fn phases_are_summed_from_transitions() {
+        let t = timing(
+            &[
+                step("Starting", 0.0, Some(95.0)),
+                step("Downloading", 95.0, Some(97.0)),
+                step("Training", 97.0, Some(400.0)),
+                step("Uploading", 400.0, Some(410.0)),
+                step("Completed", 410.0, Some(410.0)),
+            ],
+            Some(410),
+            false,
+        );
+        assert_eq!(
+            (t.startup_seconds, t.download_seconds, t.training_seconds, t.upload_seconds),
+            (95.0, 2.0, 303.0, 10.0)
+        );
+        assert_eq!(t.before_training(), 97.0);
+        assert_eq!(t.billable_seconds, Some(410));
+    }
+
+    #[test]
+    fn an_open_phase_ends_where_the_next_starts() {
+        let t = timing(&[step("Starting", 0.0, None), step("Failed", 30.0, None)], None, false);
+        assert_eq!(t.startup_seconds, 30.0);
+    }
+
+    #[test]
+    fn emf_records_name_namespace_dimensions_and_every_metric() {
+        let t = JobTiming {
+            startup_seconds: 5.0,
+            download_seconds: 1.0,
+            training_seconds: 60.0,
+            upload_seconds: 2.0,
+            billable_seconds: None,
+            warm_pool_reused: true,
+        };
+        let record = emf("churn", "FSxLustre", "churn-x-v0-a1", &t, 1_795_618_800_000);
+        let directive = &record["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], NAMESPACE);
+        assert_eq!(directive["Dimensions"][0], serde_json::json!(["Pipeline", "FileSystemType"]));
+        // Every declared metric and dimension has a value at the root, as EMF requires.
+        for m in directive["Metrics"].as_array().expect("metrics") {
+            let name = m["Name"].as_str().expect("name");
+            assert!(record[name].is_number(), "{name}");
+        }
+        for d in ["Pipeline", "FileSystemType"] {
+            assert!(record[d].is_string());
+        }
+        assert_eq!(record["WarmPoolReused"], 1);
+        assert!(record["_aws"]["Timestamp"].is_u64());
+    }
+}

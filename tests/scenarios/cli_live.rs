@@ -1,0 +1,83 @@
+//! `retrain validate --live` against the emulator's account.
+
+use retrain_tests::world::{config_yaml, World};
+use std::path::PathBuf;
+use std::process::Output;
+
+/// The `retrain` binary built beside this test (cargo builds every target first).
+fn retrain_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .map(|debug| debug.join("retrain"))
+        .expect("target dir")
+}
+
+fn validate_live(world: &World, config: &str, json: bool) -> Output {
+    let path = std::env::temp_dir().join(format!("retrain-live-{}-{json}.yaml", std::process::id()));
+    std::fs::write(&path, config).expect("write config");
+    let mut cmd = std::process::Command::new(retrain_bin());
+    cmd.args(["validate", "--live", "--config"]).arg(&path);
+    if json {
+        cmd.arg("--json");
+    }
+    cmd.env("AWS_ENDPOINT_URL", &world.emulator.endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .output()
+        .expect("retrain runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correct_setup_prints_ok_and_a_broken_one_every_problem() {
+    let world = World::start().await;
+    let config = config_yaml(&world.ids);
+    let ok = validate_live(&world, &config, false);
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{text}\n{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(text.contains("OK: every check passed for 2 pipeline(s)"), "{text}");
+
+    // Break two things at once: port 988 closed, and the EFS pipeline in a zone without a mount target.
+    let (fs_sg, sg, vpc) = (
+        world.ids.fs_security_group.clone(),
+        world.ids.security_group.clone(),
+        world.ids.vpc.clone(),
+    );
+    let other = world.boto3(&format!(
+        "e = client('ec2')\ne.revoke_security_group_ingress(GroupId='{fs_sg}', IpPermissions=[{{'IpProtocol': 'tcp', 'FromPort': 988, 'ToPort': 988, 'UserIdGroupPairs': [{{'GroupId': '{sg}'}}]}}])\nprint(json.dumps(e.create_subnet(VpcId='{vpc}', CidrBlock='10.0.9.0/24', AvailabilityZone='us-east-1c')['Subnet']['SubnetId']))"
+    ));
+    let other = other.as_str().unwrap_or_default();
+    let mut broken: retrain_core::Config = retrain_core::config::parse(&config).expect("valid");
+    broken.pipelines[1].vpc.subnets = vec![other.to_owned()];
+    let broken = serde_yaml_config(&broken);
+    let out = validate_live(&world, &broken, false);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("inbound traffic to file system") && text.contains("mount target in subnet's zone"),
+        "{text}"
+    );
+    assert!(text.contains("2 check(s) failed") || text.contains("check(s) failed"), "{text}");
+
+    let out = validate_live(&world, &broken, true);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["ok"], false);
+    let failed: Vec<&str> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["ok"] == false)
+        .filter_map(|f| f["check"].as_str())
+        .collect();
+    assert!(
+        failed.contains(&"inbound traffic to file system") && failed.contains(&"mount target in subnet's zone"),
+        "{failed:?}"
+    );
+}
+
+/// The config back as JSON (YAML's superset), for the CLI to read.
+fn serde_yaml_config(config: &retrain_core::Config) -> String {
+    serde_json::to_string(config).expect("config serializes")
+}

@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 
-.PHONY: test lint fmt-check clippy cfn-lint python-tests rust-tests venv
+.PHONY: test lint fmt-check clippy cfn-lint python-tests rust-tests venv demo
 
 ## The whole test suite: formatting, lints, template lint, emulator tests, Rust tests.
 test: fmt-check clippy cfn-lint python-tests rust-tests
@@ -32,3 +32,8 @@ python-tests: venv
 
 rust-tests: venv
 	RETRAIN_EMULATOR_PYTHON=$(abspath $(VPY)) cargo test --workspace
+
+## The whole pipeline locally: the real function binaries against the emulator (tests/demo/).
+demo: venv
+	cargo build -p on-upload -p on-import -p start-sweep -p on-training
+	$(VPY) tests/demo/demo.py --bin-dir $(CARGO_TARGET_DIR)/debug

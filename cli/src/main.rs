@@ -43,6 +43,27 @@ enum Command {
         #[arg(long)]
         events: bool,
     },
+    /// Show a sweep's variants: lane, attempt, status, metric and where each job's start-up time went.
+    #[command(
+        after_help = "Examples:\n  retrain status --sweep 5d41402abc\n  retrain status --sweep 5d41402abc --json\n  retrain status --sweep 5d41402abc --compare my-old-s3-file-mode-job\n\nReads the sweep manifest from the artifacts bucket and the jobs from SageMaker (read-only)."
+    )]
+    Status {
+        /// The sweep id (from SweepStarted, or the job names: <pipeline>-<sweep>-<variant>-a<attempt>).
+        #[arg(long)]
+        sweep: String,
+        /// The pipeline, if several have sweeps with this id.
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// The stack's artifacts bucket (output ArtifactsBucketName).
+        #[arg(long, env = "RETRAIN_ARTIFACTS_BUCKET")]
+        artifacts_bucket: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Another training job (e.g. an S3 File-mode run) to compare start-up time with.
+        #[arg(long)]
+        compare: Option<String>,
+    },
     /// Print, as JSON, the AWS calls an event would cause: {"actions": [...], "skipped": [...]}.
     #[command(
         after_help = "Examples:\n  retrain plan --config examples/pipelines.yaml --event events/s3-put.json\n  retrain plan --config examples/pipelines.yaml --event events/scheduled-event.json\n  echo '{\"kind\":\"start-sweep\",\"pipeline\":\"churn\"}' | retrain plan --config examples/pipelines.yaml --event -\n\nNever writes to AWS. When a Lustre pipeline has no mount_name, plan reads it with\nfsx:DescribeFileSystems (AWS_REGION / AWS_ENDPOINT_URL apply), and says so when it cannot."
@@ -85,6 +106,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&schema)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Status {
+            sweep,
+            pipeline,
+            artifacts_bucket,
+            json,
+            compare,
+        } => status(&sweep, pipeline.as_deref(), &artifacts_bucket, json, compare),
         Command::Plan {
             config,
             event,
@@ -206,6 +234,95 @@ fn validate_live(path: &Path, json: bool) -> Result<ExitCode> {
         }
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn status(sweep: &str, pipeline: Option<&str>, bucket: &str, json: bool, compare: Option<String>) -> Result<ExitCode> {
+    use retrain_aws::adapters::{sagemaker::SageMaker, store::Store};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let report = runtime.block_on(async {
+        let clients = retrain_aws::adapters::Clients::from_env().await;
+        let store = Store::new(clients.s3.clone(), bucket);
+        let sagemaker = SageMaker::new(clients.sagemaker.clone());
+        let key = match pipeline {
+            Some(p) => retrain_core::sweep::manifest_key(p, sweep),
+            None => store
+                .list("sweeps/")
+                .await?
+                .into_iter()
+                .find(|k| k.ends_with(&format!("/{sweep}/manifest.json")))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no sweep {sweep} in s3://{bucket}/sweeps/: check the id (SweepStarted.sweep_id) and --artifacts-bucket"
+                    )
+                })?,
+        };
+        let manifest: retrain_core::sweep::SweepManifest = store
+            .get("sweep manifest", &key)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("s3://{bucket}/{key} does not exist"))?;
+        let jobs = retrain_aws::handlers::sweeps::observe(&sagemaker, &manifest, None).await?;
+        let other = match compare {
+            Some(name) => {
+                let d = sagemaker.describe(&name).await?;
+                Some((name, retrain_core::telemetry::timing(&d.transitions, d.billable_seconds, false)))
+            }
+            None => None,
+        };
+        anyhow::Ok(retrain_core::status::sweep_status(&manifest, &jobs, other))
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let secs = |t: Option<&retrain_core::telemetry::JobTiming>, f: fn(&retrain_core::telemetry::JobTiming) -> f64| {
+        t.map(|t| format!("{:.0} s", f(t))).unwrap_or_else(|| "-".to_owned())
+    };
+    let mut table = comfy_table::Table::new();
+    table.set_header([
+        "variant",
+        "lane",
+        "attempt",
+        "status",
+        report.metric.as_str(),
+        "start-up",
+        "download",
+        "training",
+        "warm pool",
+        "job",
+    ]);
+    for r in &report.rows {
+        let t = r.timing.as_ref();
+        table.add_row([
+            r.variant_id.clone(),
+            r.lane.to_string(),
+            r.attempt.to_string(),
+            r.status.clone(),
+            r.metric.map(|m| format!("{m:.4}")).unwrap_or_else(|| "-".to_owned()),
+            secs(t, |t| t.startup_seconds),
+            secs(t, |t| t.download_seconds),
+            secs(t, |t| t.training_seconds),
+            t.map(|t| if t.warm_pool_reused { "reused" } else { "-" }).unwrap_or("-").to_owned(),
+            r.training_job_name.clone(),
+        ]);
+    }
+    println!("sweep {} of {}", report.sweep_id, report.pipeline);
+    println!("{table}");
+    let t = &report.totals;
+    println!(
+        "{} job(s): {} completed, {} failed, {} running; start-up {:.0} s, download {:.0} s, training {:.0} s in all; {} warm pool(s) reused",
+        t.jobs, t.completed, t.failed, t.running, t.startup_seconds, t.download_seconds, t.training_seconds, t.warm_pools_reused
+    );
+    if let Some(c) = &report.compare {
+        println!(
+            "compared with {}: start-up + download {:.0} s there, {:.0} s per job here: {:.0} s saved per job, {:.0} s over the sweep",
+            c.training_job_name,
+            c.other_before_training_seconds,
+            c.sweep_before_training_seconds,
+            c.saved_per_job_seconds,
+            c.saved_total_seconds
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn needs_mount_names(result: &Plan) -> bool {

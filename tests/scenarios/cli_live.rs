@@ -81,3 +81,83 @@ async fn a_correct_setup_prints_ok_and_a_broken_one_every_problem() {
 fn serde_yaml_config(config: &retrain_core::Config) -> String {
     serde_json::to_string(config).expect("config serializes")
 }
+
+fn retrain(world: &World, args: &[&str]) -> Output {
+    std::process::Command::new(retrain_bin())
+        .args(args)
+        .env("AWS_ENDPOINT_URL", &world.emulator.endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("RETRAIN_ARTIFACTS_BUCKET", retrain_tests::world::ARTIFACTS_BUCKET)
+        .output()
+        .expect("retrain runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_sweep_table_and_json_and_compares_start_up() {
+    use retrain_tests::world::Target;
+    let mut world = World::start().await;
+    let scheduled: serde_json::Value = serde_json::from_str(include_str!("../../events/scheduled-event.json")).expect("fixture");
+    world.deliver(Target::StartSweep, scheduled).await;
+    for i in 0..2 {
+        let name = world.emulator.jobs()["jobs"][i]["name"].as_str().unwrap_or_default().to_owned();
+        let event = world
+            .emulator
+            .complete_job(&name, serde_json::json!({"validation:logloss": 0.5 - i as f64 / 10.0}));
+        world.deliver(Target::OnTraining, event).await;
+    }
+    let sweep_id = world.published("SweepStarted")[0]["sweep_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // An older run that read S3 in File mode, to compare with.
+    world.boto3(&format!(
+        "client('sagemaker').create_training_job(TrainingJobName='fraud-s3-file-mode', RoleArn='{role}', AlgorithmSpecification={{'TrainingImage': 'img', 'TrainingInputMode': 'File'}}, InputDataConfig=[{{'ChannelName': 'train', 'DataSource': {{'S3DataSource': {{'S3DataType': 'S3Prefix', 'S3Uri': 's3://example-training-data/home/alice/fraud/train/'}}}}}}], OutputDataConfig={{'S3OutputPath': 's3://retrain-artifacts/old/'}}, ResourceConfig={{'InstanceType': 'ml.m5.large', 'InstanceCount': 1, 'VolumeSizeInGB': 30}}, StoppingCondition={{'MaxRuntimeInSeconds': 3600}})\nprint('{{}}')",
+        role = retrain_tests::world::ROLE_ARN
+    ));
+    world
+        .emulator
+        .complete_job("fraud-s3-file-mode", serde_json::json!({"validation:logloss": 0.45}));
+
+    let out = retrain(&world, &["status", "--sweep", &sweep_id, "--compare", "fraud-s3-file-mode"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    for column in [
+        "variant",
+        "lane",
+        "attempt",
+        "status",
+        "validation:logloss",
+        "start-up",
+        "download",
+        "training",
+        "warm pool",
+    ] {
+        assert!(text.contains(column), "{column} missing in\n{text}");
+    }
+    assert!(text.contains("2 job(s): 2 completed"), "{text}");
+    assert!(text.contains("compared with fraud-s3-file-mode"), "{text}");
+
+    let out = retrain(
+        &world,
+        &["status", "--sweep", &sweep_id, "--json", "--compare", "fraud-s3-file-mode"],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let rows = report["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(report["totals"]["completed"], 2);
+    for row in rows {
+        assert!(
+            text.contains(row["training_job_name"].as_str().unwrap_or("?")),
+            "the table and --json list the same jobs"
+        );
+        assert!(row["timing"]["startup_seconds"].is_number());
+    }
+    let c = &report["compare"];
+    let (other, here) = (
+        c["other_before_training_seconds"].as_f64().unwrap_or(0.0),
+        c["sweep_before_training_seconds"].as_f64().unwrap_or(0.0),
+    );
+    assert!((c["saved_per_job_seconds"].as_f64().unwrap_or(f64::NAN) - (other - here)).abs() < 1e-9);
+}

@@ -172,6 +172,28 @@ async fn uploads_coalesce_into_two_imports_and_one_sweep_that_chains_lanes_to_co
     assert_eq!(done.len(), 1, "SweepCompleted once");
     assert_eq!(done[0]["best"]["variant_id"], "v5", "highest validation:auc");
     assert_eq!(done[0]["unranked"][0]["variant_id"], "v3");
+    // Each variant carries its start-up breakdown, and each finished job one EMF record.
+    for r in done[0]["ranked"].as_array().expect("ranked") {
+        let t = &r["timing"];
+        for f in ["startup_seconds", "download_seconds", "training_seconds", "upload_seconds"] {
+            assert!(t[f].as_f64().is_some_and(|s| s >= 0.0), "{f} in {r:#}");
+        }
+        assert!(t["training_seconds"].as_f64().is_some_and(|s| s > 0.0));
+    }
+    let records = world.metrics.lock().map(|m| m.clone()).unwrap_or_default();
+    assert_eq!(records.len(), 7, "one EMF record per finished job, none for duplicates");
+    for record in &records {
+        let directive = &record["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Retrain");
+        assert!(record["_aws"]["Timestamp"].is_u64());
+        for d in directive["Dimensions"][0].as_array().expect("dimensions") {
+            assert!(record[d.as_str().unwrap_or_default()].is_string(), "dimension {d} has a value");
+        }
+        for m in directive["Metrics"].as_array().expect("metrics") {
+            assert!(record[m["Name"].as_str().unwrap_or_default()].is_number(), "metric {m} has a value");
+        }
+        assert_eq!(record["FileSystemType"], "FSxLustre");
+    }
     // The job reads the file system, in its VPC, through a real FileSystemDataSource.
     let job = world
         .clients

@@ -14,6 +14,7 @@ pub mod plan;
 pub mod preflight;
 pub mod requests;
 pub mod s3_uri;
+pub mod status;
 pub mod sweep;
 pub mod telemetry;
 

@@ -200,7 +200,9 @@ impl SageMaker {
             metrics: out
                 .final_metric_data_list()
                 .iter()
-                .filter_map(|m| Some((m.metric_name()?.to_owned(), f64::from(m.value()?))))
+                // The SDK holds MetricData.Value as f32: go through its shortest decimal
+                // text so 0.9 stays 0.9 beside the exact values events carry.
+                .filter_map(|m| Some((m.metric_name()?.to_owned(), m.value()?.to_string().parse::<f64>().ok()?)))
                 .collect(),
             transitions: out
                 .secondary_status_transitions()

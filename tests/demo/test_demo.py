@@ -1,0 +1,46 @@
+"""`make demo` as a test: the real function binaries, the emulator, the whole story."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FUNCTIONS = ("on-upload", "on-import", "start-sweep", "on-training")
+
+
+def bin_dir() -> Path:
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or Path.home() / ".cache/retrain/target")
+    if not target.is_absolute():
+        target = ROOT / target
+    return target / "debug"
+
+
+def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
+    binaries = bin_dir()
+    missing = [name for name in FUNCTIONS if not (binaries / name).is_file()]
+    if missing:
+        pytest.skip(
+            f"function binaries not built in {binaries} ({', '.join(missing)} missing): "
+            "run `cargo build -p on-upload -p on-import -p start-sweep -p on-training` first"
+        )
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "tests/demo/demo.py"), "--bin-dir", str(binaries), "--log-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    tail = "\n".join((run.stdout + run.stderr).splitlines()[-40:])
+    assert run.returncode == 0, f"demo exited {run.returncode}:\n{tail}"
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert summary["import_tasks"] == 1, tail
+    assert summary["training_jobs"] >= 3, tail
+    assert summary["retries"] >= 1, tail
+    assert summary["sweeps_completed"] == 2, tail
+    best = summary["best"]
+    assert best and best["pipeline"] == "churn" and best["metric"] == "validation:auc", tail
+    assert best["training_job"].startswith("churn-") and isinstance(best["value"], float), tail

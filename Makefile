@@ -6,10 +6,12 @@ PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 
-.PHONY: test lint fmt-check clippy cfn-lint python-tests rust-tests venv demo
+.PHONY: test fmt-check clippy cfn-lint python-tests rust-tests venv demo
 
-## The whole test suite: formatting, lints, template lint, emulator tests, Rust tests.
-test: fmt-check clippy cfn-lint python-tests rust-tests
+## The whole test suite: formatting, lints, template lint, Rust tests, then the
+## emulator's, the template's and the demo's tests (the demo runs the function
+## binaries that the Rust tests built).
+test: fmt-check clippy cfn-lint rust-tests python-tests
 
 venv: $(VENV)/.installed
 
@@ -28,7 +30,7 @@ cfn-lint: venv
 	$(VENV)/bin/cfn-lint template.yaml
 
 python-tests: venv
-	$(VPY) -m pytest -q -p no:cacheprovider tests/emulator tests/template
+	$(VPY) -m pytest -q -p no:cacheprovider tests/emulator tests/template tests/demo
 
 rust-tests: venv
 	RETRAIN_EMULATOR_PYTHON=$(abspath $(VPY)) cargo test --workspace

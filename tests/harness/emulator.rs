@@ -29,29 +29,64 @@ pub fn python() -> PathBuf {
     }
 }
 
+/// Starts a Python helper that prints `READY <url>` when it serves.
+fn spawn_ready(script: &str, args: &[&str]) -> (Child, String) {
+    let script = root().join(script);
+    let mut child = Command::new(python())
+        .arg(&script)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {}: {e} (run `make test`, which installs what it needs)",
+                script.display()
+            )
+        });
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("helper prints READY");
+    let url = line
+        .trim()
+        .strip_prefix("READY ")
+        .unwrap_or_else(|| panic!("{} said {line:?} instead of READY <url>", script.display()))
+        .to_owned();
+    (child, url)
+}
+
+/// A loopback proxy that answers a seeded share of calls with throttling, 5xx or a dropped connection.
+pub struct FaultProxy {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl FaultProxy {
+    pub fn start(target: &str, seed: u64, rate: f64) -> FaultProxy {
+        let (child, endpoint) = spawn_ready(
+            "tests/faults/fault_proxy.py",
+            &["--target", target, "--seed", &seed.to_string(), "--rate", &rate.to_string()],
+        );
+        FaultProxy { child, endpoint }
+    }
+
+    /// `{"forwarded": n, "throttle": n, "500": n, "503": n, "drop": n}`.
+    pub fn stats(&self) -> Value {
+        let mut response = ureq::get(&format!("{}/_proxy/stats", self.endpoint)).call().expect("proxy stats");
+        response.body_mut().read_json().expect("stats JSON")
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Emulator {
     pub fn start() -> Emulator {
-        let script = root().join("tests/emulator/retrain_emulator.py");
-        let mut child = Command::new(python())
-            .arg(&script)
-            .args(["--port", "0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start the emulator {}: {e} (run `make test`, which installs it)",
-                    script.display()
-                )
-            });
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("emulator prints READY");
-        let endpoint = line
-            .trim()
-            .strip_prefix("READY ")
-            .unwrap_or_else(|| panic!("emulator said {line:?} instead of READY <url>"))
-            .to_owned();
+        let (child, endpoint) = spawn_ready("tests/emulator/retrain_emulator.py", &["--port", "0"]);
         Emulator { child, endpoint }
     }
 

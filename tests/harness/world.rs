@@ -3,7 +3,7 @@
 //! emulated queues, acknowledging only what the handler did not fail),
 //! EventBridge envelopes for domain events, and SageMaker state changes.
 
-use crate::emulator::Emulator;
+use crate::emulator::{Emulator, FaultProxy};
 use aws_sdk_sqs::types::QueueAttributeName;
 use retrain_aws::adapters::Clients;
 use retrain_aws::deps::MetricSink;
@@ -60,17 +60,37 @@ pub struct World {
     pub log: Vec<(Target, Value)>,
     /// Embedded-metric-format records the handlers emitted.
     pub metrics: Arc<Mutex<Vec<Value>>>,
+    pub proxy: Option<FaultProxy>,
+    /// The clients the handlers use (through the proxy when there is one).
+    handler_clients: Clients,
+    /// Retry failed invocations as Lambda does, instead of failing the test.
+    pub tolerate_failures: bool,
+    /// Items handed back by handlers (batchItemFailures or failed invocations) and delivered again.
+    pub redelivered: usize,
     bus_seen: usize,
 }
 
-fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+fn sdk_config(endpoint: &str, max_attempts: u32) -> aws_config::SdkConfig {
     let credentials = aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "retrain-tests");
+    // The product's retry mode, with short backoffs so tests stay fast.
+    let retry = aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(max_attempts)
+        .with_initial_backoff(std::time::Duration::from_millis(5))
+        .with_max_backoff(std::time::Duration::from_millis(50));
     aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(REGION))
         .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(credentials))
+        .retry_config(retry)
         .build()
+}
+
+/// How a world is set up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Put a fault-injecting proxy (seed, rate) between the handlers and the emulator.
+    pub faults: Option<(u64, f64)>,
 }
 
 /// The test configuration: an FSx for Lustre pipeline (3 × 2 grid, two
@@ -128,8 +148,12 @@ pipelines:
 impl World {
     /// Starts the emulator and creates the buckets, queues, bus, VPC and file systems.
     pub async fn start() -> World {
+        World::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> World {
         let emulator = Emulator::start();
-        let clients = Clients::new(&sdk_config(&emulator.endpoint));
+        let clients = Clients::new(&sdk_config(&emulator.endpoint, 5));
         for bucket in [DATA_BUCKET, ARTIFACTS_BUCKET] {
             clients.s3.create_bucket().bucket(bucket).send().await.expect("create bucket");
         }
@@ -165,10 +189,24 @@ impl World {
             watch_queue_url: watch_queue.url.clone(),
             tick_queue_url: tick_queue.url.clone(),
         };
-        let mut deps = Deps::new(config, settings, clients.clone());
+        // The handlers' own clients go through the fault proxy when there is one;
+        // the harness drives and inspects the emulator directly.
+        let (proxy, handler_clients) = match options.faults {
+            Some((seed, rate)) => {
+                let proxy = FaultProxy::start(&emulator.endpoint, seed, rate);
+                let clients = Clients::new(&sdk_config(&proxy.endpoint, 2));
+                (Some(proxy), clients)
+            }
+            None => (None, clients.clone()),
+        };
+        let mut deps = Deps::new(config, settings, handler_clients.clone());
         let metrics = Arc::new(Mutex::new(Vec::new()));
         deps.metrics = MetricSink::Captured(metrics.clone());
         World {
+            proxy,
+            handler_clients,
+            tolerate_failures: options.faults.is_some(),
+            redelivered: 0,
             metrics,
             emulator,
             clients,
@@ -192,7 +230,7 @@ impl World {
     pub fn reconfigure(&mut self, change: impl FnOnce(&mut retrain_core::Config)) {
         let mut config = self.deps.config.clone();
         change(&mut config);
-        self.deps = Deps::new(config, self.deps.settings.clone(), self.clients.clone());
+        self.deps = Deps::new(config, self.deps.settings.clone(), self.handler_clients.clone());
         self.deps.metrics = MetricSink::Captured(self.metrics.clone());
     }
 
@@ -221,14 +259,22 @@ impl World {
         first
     }
 
-    async fn invoke(&self, target: Target, payload: &Value) -> Value {
-        let result = match target {
-            Target::OnUpload => on_upload::handle(&self.deps, payload).await,
-            Target::OnImport => on_import::handle(&self.deps, payload).await,
-            Target::StartSweep => start_sweep::handle(&self.deps, payload, "test-request").await,
-            Target::OnTraining => on_training::handle(&self.deps, payload).await,
-        };
-        result.unwrap_or_else(|e| panic!("{target:?} failed: {e}"))
+    async fn invoke(&mut self, target: Target, payload: &Value) -> Value {
+        // A failed invocation is retried, as Lambda retries asynchronous invocations.
+        for _ in 0..20 {
+            let result = match target {
+                Target::OnUpload => on_upload::handle(&self.deps, payload).await,
+                Target::OnImport => on_import::handle(&self.deps, payload).await,
+                Target::StartSweep => start_sweep::handle(&self.deps, payload, "test-request").await,
+                Target::OnTraining => on_training::handle(&self.deps, payload).await,
+            };
+            match result {
+                Ok(v) => return v,
+                Err(e) if self.tolerate_failures && e.is_retryable() => self.redelivered += 1,
+                Err(e) => panic!("{target:?} failed: {e}"),
+            }
+        }
+        panic!("{target:?} kept failing");
     }
 
     /// Delivers everything waiting in a queue as one Lambda SQS batch and
@@ -277,12 +323,25 @@ impl World {
             .map(|f| f.iter().filter_map(|i| i["itemIdentifier"].as_str()).collect())
             .unwrap_or_default();
         for m in &messages {
-            if !failed.contains(&m.message_id().unwrap_or_default()) {
+            let handle = m.receipt_handle().unwrap_or_default();
+            if failed.contains(&m.message_id().unwrap_or_default()) {
+                // Back to the queue at once (the visibility timeout, shortened for the test).
+                self.redelivered += 1;
+                self.clients
+                    .sqs
+                    .change_message_visibility()
+                    .queue_url(&url)
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .send()
+                    .await
+                    .expect("visibility");
+            } else {
                 self.clients
                     .sqs
                     .delete_message()
                     .queue_url(&url)
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .receipt_handle(handle)
                     .send()
                     .await
                     .expect("delete");

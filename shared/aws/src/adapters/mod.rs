@@ -35,9 +35,20 @@ impl Clients {
         }
     }
 
-    /// Clients from the default chain.
+    /// Clients from the default chain, with [`retry_config`].
     pub async fn from_env() -> Clients {
-        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .retry_config(retry_config())
+            .load()
+            .await;
         Clients::new(&shared)
     }
+}
+
+/// Standard retry mode (exponential backoff with jitter, retry quota) with
+/// 5 attempts instead of 3: throttling and 5xx bursts are common on FSx and
+/// SageMaker control planes, and a call that still fails fails its batch
+/// items back to SQS, which costs a redelivery rather than data.
+pub fn retry_config() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::standard().with_max_attempts(5)
 }

@@ -7,8 +7,9 @@ use crate::deps::Deps;
 use crate::error::Error;
 use retrain_core::config::Pipeline;
 use retrain_core::events::{DomainEvent, JobLaunched, SweepBlocked, SweepCompleted, SweepStarted, VariantRetried};
+use retrain_core::failure::classify;
 use retrain_core::failure::JobStatus;
-use retrain_core::lanes::{decide, JobObservation};
+use retrain_core::lanes::{decide, JobObservation, Retry};
 use retrain_core::messages::{Message, SweepTick};
 use retrain_core::names;
 use retrain_core::plan::file_system_type;
@@ -107,8 +108,43 @@ pub async fn load(deps: &Deps, pipeline: &str, sweep_id: &str) -> Result<Option<
 pub async fn reconcile(deps: &Deps, manifest: &SweepManifest, fresh: Option<JobObservation>, out: &mut Outcome) -> Result<(), Error> {
     let fresh_name = fresh.as_ref().map(|f| f.training_job_name.clone());
     let jobs = observe(&deps.sagemaker, manifest, fresh).await?;
-    if let Some(job) = fresh_name.and_then(|n| jobs.iter().find(|j| j.training_job_name == n)) {
+    if let Some(job) = fresh_name.as_ref().and_then(|n| jobs.iter().find(|j| &j.training_job_name == n)) {
         emit_metrics(deps, manifest, job).await?;
+    }
+    // A job whose create succeeded but whose announcement failed (the
+    // invocation was then retried) is announced now: while it runs, or when
+    // its own state change arrives.
+    for job in jobs
+        .iter()
+        .filter(|j| !j.status.is_terminal() || Some(&j.training_job_name) == fresh_name.as_ref())
+    {
+        let Some(position) = manifest.position_of(&job.variant_id) else {
+            continue;
+        };
+        let retry = (job.attempt > 1)
+            .then(|| jobs.iter().find(|p| p.variant_id == job.variant_id && p.attempt == job.attempt - 1))
+            .flatten()
+            .map(|previous| Retry {
+                training_job_name: previous.training_job_name.clone(),
+                failure_reason: previous.failure_reason.clone().unwrap_or_default(),
+                why: classify(
+                    previous.status,
+                    previous.secondary_status.as_deref(),
+                    previous.failure_reason.as_deref(),
+                )
+                .1
+                .to_owned(),
+            });
+        announce(
+            deps,
+            manifest,
+            &job.variant_id,
+            manifest.lane_of(position),
+            job.attempt,
+            &job.training_job_name,
+            retry,
+        )
+        .await?;
     }
     let decision = decide(manifest, &jobs);
     for launch in &decision.launches {
@@ -126,50 +162,35 @@ pub async fn reconcile(deps: &Deps, manifest: &SweepManifest, fresh: Option<JobO
             }
         };
         let name = request.training_job_name.clone();
-        match deps.sagemaker.launch(&request).await? {
-            Launched::Created => {
-                out.did(format!("launched {name} (lane {}, attempt {})", launch.lane, launch.attempt));
-                let base = JobLaunched {
-                    pipeline: manifest.pipeline.name.clone(),
-                    sweep_id: manifest.sweep_id.clone(),
-                    variant_id: launch.variant_id.clone(),
-                    lane: launch.lane,
-                    attempt: launch.attempt,
-                    training_job_name: name.clone(),
-                };
-                if let Some(retry) = &launch.retry_of {
-                    deps.bus
-                        .publish(&DomainEvent::VariantRetried(VariantRetried {
-                            pipeline: base.pipeline.clone(),
-                            sweep_id: base.sweep_id.clone(),
-                            variant_id: base.variant_id.clone(),
-                            lane: base.lane,
-                            attempt: base.attempt,
-                            training_job_name: name.clone(),
-                            previous_training_job_name: retry.training_job_name.clone(),
-                            failure_reason: retry.failure_reason.clone(),
-                            why: retry.why.clone(),
-                        }))
-                        .await?;
-                }
-                deps.bus.publish(&DomainEvent::TrainingJobLaunched(base)).await?;
-            }
-            Launched::AlreadyExists => out.did(format!("{name} already launched")),
-            Launched::Deferred { code, message } => {
-                let tick = Message::SweepTick(SweepTick {
-                    pipeline: manifest.pipeline.name.clone(),
-                    sweep_id: manifest.sweep_id.clone(),
-                    ticks: 0,
-                });
-                deps.timers
-                    .arm(&deps.settings.tick_queue_url, &tick, RELAUNCH_DELAY_SECONDS)
-                    .await?;
-                out.did(format!(
-                    "{name} deferred ({code}: {message}); lanes run again in {RELAUNCH_DELAY_SECONDS} s"
-                ));
-                return Ok(());
-            }
+        let launched = deps.sagemaker.launch(&request).await?;
+        if let Launched::Deferred { code, message } = &launched {
+            let tick = Message::SweepTick(SweepTick {
+                pipeline: manifest.pipeline.name.clone(),
+                sweep_id: manifest.sweep_id.clone(),
+                ticks: 0,
+            });
+            deps.timers
+                .arm(&deps.settings.tick_queue_url, &tick, RELAUNCH_DELAY_SECONDS)
+                .await?;
+            out.did(format!(
+                "{name} deferred ({code}: {message}); lanes run again in {RELAUNCH_DELAY_SECONDS} s"
+            ));
+            return Ok(());
         }
+        out.did(match launched {
+            Launched::Created => format!("launched {name} (lane {}, attempt {})", launch.lane, launch.attempt),
+            _ => format!("{name} already launched"),
+        });
+        announce(
+            deps,
+            manifest,
+            &launch.variant_id,
+            launch.lane,
+            launch.attempt,
+            &name,
+            launch.retry_of.clone(),
+        )
+        .await?;
     }
     if let Some(outcome) = decision.completed {
         let event = DomainEvent::SweepCompleted(SweepCompleted {
@@ -182,6 +203,46 @@ pub async fn reconcile(deps: &Deps, manifest: &SweepManifest, fresh: Option<JobO
             out.did(format!("sweep {} of {} completed", manifest.sweep_id, manifest.pipeline.name));
         }
     }
+    Ok(())
+}
+
+/// Publishes `TrainingJobLaunched` (and `VariantRetried` for a retry) once
+/// per job, whichever invocation gets there first.
+async fn announce(
+    deps: &Deps,
+    manifest: &SweepManifest,
+    variant_id: &str,
+    lane: usize,
+    attempt: u32,
+    name: &str,
+    retry: Option<Retry>,
+) -> Result<(), Error> {
+    let job_scope = format!("{}/jobs/{name}", scope(manifest));
+    let base = JobLaunched {
+        pipeline: manifest.pipeline.name.clone(),
+        sweep_id: manifest.sweep_id.clone(),
+        variant_id: variant_id.to_owned(),
+        lane,
+        attempt,
+        training_job_name: name.to_owned(),
+    };
+    if let Some(retry) = retry {
+        let event = DomainEvent::VariantRetried(VariantRetried {
+            pipeline: base.pipeline.clone(),
+            sweep_id: base.sweep_id.clone(),
+            variant_id: base.variant_id.clone(),
+            lane,
+            attempt,
+            training_job_name: name.to_owned(),
+            previous_training_job_name: retry.training_job_name,
+            failure_reason: retry.failure_reason,
+            why: retry.why,
+        });
+        deps.bus.publish_once(&deps.store, &job_scope, &event).await?;
+    }
+    deps.bus
+        .publish_once(&deps.store, &job_scope, &DomainEvent::TrainingJobLaunched(base))
+        .await?;
     Ok(())
 }
 

@@ -120,3 +120,240 @@ async fn with_a_fifth_of_aws_calls_failing_the_scenario_ends_in_the_same_state()
     assert_eq!(faulty.emulator.jobs()["max_in_progress"], clean.emulator.jobs()["max_in_progress"]);
     eprintln!("faults: {stats}; items handed back and delivered again: {}", faulty.redelivered);
 }
+
+/// A small deterministic generator (SplitMix64), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Every leaf path of a JSON value.
+fn leaves(v: &Value, at: String, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .for_each(|(k, c)| leaves(c, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out)),
+        Value::Array(a) => a.iter().enumerate().for_each(|(i, c)| leaves(c, format!("{at}/{i}"), out)),
+        _ => out.push(at),
+    }
+}
+
+/// One malformed or mutated version of `good`, as JSON text.
+fn mutate(rng: &mut Rng, good: &Value) -> String {
+    let mut v = good.clone();
+    let mut paths = Vec::new();
+    leaves(&v, String::new(), &mut paths);
+    let path = paths.get(rng.below(paths.len())).cloned().unwrap_or_default();
+    match rng.below(9) {
+        0 => {
+            let text = good.to_string();
+            let cut = rng.below(text.len());
+            return text.chars().take(cut).collect();
+        }
+        1 => {
+            if let Some(leaf) = v.pointer_mut(&path) {
+                *leaf = [json!(null), json!(42), json!("text"), json!([1, 2]), json!({"a": 1}), json!(true)][rng.below(6)].clone();
+            }
+        }
+        2 => {
+            if let Some(leaf) = v.pointer_mut(&path) {
+                *leaf = json!("k".repeat(10_000 + rng.below(50_000)));
+            }
+        }
+        3 => {
+            for p in ["/Records/0/s3/object/key", "/detail/object/key"] {
+                if let Some(leaf) = v.pointer_mut(p) {
+                    *leaf = json!(
+                        [
+                            "datasets/churn/%ZZ.csv",
+                            "datasets/churn/%FF%FE.csv",
+                            "datasets/churn/%",
+                            "datasets/churn/\u{0}.csv"
+                        ][rng.below(4)]
+                    );
+                }
+            }
+        }
+        4 => {
+            for p in ["/source", "/detail-type", "/Records/0/eventSource", "/kind", "/Event"] {
+                if let Some(leaf) = v.pointer_mut(p) {
+                    *leaf = json!(["aws.kinesis", "Object Deleted", "aws:dynamodb", "unknown-kind", ""][rng.below(5)]);
+                }
+            }
+        }
+        5 => {
+            if let Some(tags) = v.pointer_mut("/detail/Tags").and_then(Value::as_object_mut) {
+                match rng.below(3) {
+                    0 => drop(tags.remove("retrain:sweep")),
+                    1 => drop(tags.insert("retrain:pipeline".into(), json!("no-such-pipeline"))),
+                    _ => drop(tags.insert("retrain:variant".into(), json!("v999"))),
+                }
+            } else if let Some(p) = v.pointer_mut("/pipeline") {
+                *p = json!("no-such-pipeline");
+            }
+        }
+        6 => {
+            let (parent, key) = path.rsplit_once('/').unwrap_or(("", ""));
+            if let Some(m) = v.pointer_mut(parent).and_then(Value::as_object_mut) {
+                m.remove(&key.replace("~1", "/").replace("~0", "~"));
+            }
+        }
+        7 => {
+            let bytes: Vec<u8> = (0..rng.below(64)).map(|_| rng.next() as u8).collect();
+            return String::from_utf8_lossy(&bytes).into_owned();
+        }
+        _ => return ["", "null", "[]", "{}", "\"Records\"", "{\"Records\": 5}", "{\"Records\": [null]}"][rng.below(7)].to_owned(),
+    }
+    v.to_string()
+}
+
+fn sqs_batch(bodies: &[String]) -> (Value, Vec<String>) {
+    let ids: Vec<String> = (0..bodies.len()).map(|i| format!("msg-{i:05}")).collect();
+    let records: Vec<Value> = bodies
+        .iter()
+        .zip(&ids)
+        .map(|(body, id)| json!({"messageId": id, "receiptHandle": "rh", "body": body, "attributes": {}, "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"}))
+        .collect();
+    (json!({ "Records": records }), ids)
+}
+
+/// Every message of a batch either decoded into something to do or is reported with its id and a reason.
+fn accounted(response: &Value, batch: &Value, ids: &[String]) -> Result<(), String> {
+    let decoded = retrain_core::inbound::decode(batch);
+    let with_items: BTreeSet<&str> = decoded.items.iter().filter_map(|i| i.message_id.as_deref()).collect();
+    let reported: BTreeSet<&str> = response["skipped"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .filter(|s| s["reason"].as_str().is_some_and(|r| !r.is_empty()))
+                .filter_map(|s| s["message_id"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    match ids
+        .iter()
+        .find(|id| !with_items.contains(id.as_str()) && !reported.contains(id.as_str()))
+    {
+        Some(id) => Err(format!("{id} neither handled nor reported: {response}")),
+        None => Ok(()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_malformed_events_are_reported_and_never_block_good_ones() {
+    let mut world = World::start().await;
+    let mut rng = Rng(20_261_125);
+    let mut generated = 0;
+    let s3_put = fixture("sqs-s3-put.json")["Records"][0]["body"]
+        .as_str()
+        .map(|b| serde_json::from_str::<Value>(b).expect("body"))
+        .expect("fixture body");
+    let eventbridge = fixture("eventbridge-s3-object-created.json");
+    let tick = json!({"kind": "sweep-tick", "pipeline": "churn", "sweep_id": "0000000000"});
+
+    // on-upload: 50 batches of 100 bad messages and one good upload each.
+    let mut good_keys = Vec::new();
+    for batch_no in 0..50 {
+        let mut bodies: Vec<String> = (0..100)
+            .map(|i| mutate(&mut rng, if i % 2 == 0 { &s3_put } else { &eventbridge }))
+            .collect();
+        let key = format!("datasets/churn/fuzz/good-{batch_no}.csv");
+        let mut good = eventbridge.clone();
+        good["detail"]["object"]["key"] = json!(key);
+        bodies.push(good.to_string());
+        good_keys.push(key);
+        generated += 100;
+        let (batch, ids) = sqs_batch(&bodies);
+        let response = world.deliver(Target::OnUpload, batch.clone()).await;
+        accounted(&response, &batch, &ids).unwrap_or_else(|e| panic!("{e}"));
+        let failed: Vec<&str> = response["batchItemFailures"]
+            .as_array()
+            .map(|f| f.iter().filter_map(|i| i["itemIdentifier"].as_str()).collect())
+            .unwrap_or_default();
+        assert!(!failed.contains(&ids[100].as_str()), "the good upload was handled: {response}");
+    }
+    // Every good upload is recorded: pending, or covered by an import.
+    let pending = world
+        .clients
+        .s3
+        .list_objects_v2()
+        .bucket(retrain_tests::world::ARTIFACTS_BUCKET)
+        .prefix("pending/")
+        .send()
+        .await
+        .expect("list");
+    let mut recorded = String::new();
+    for o in pending.contents() {
+        let body = world
+            .clients
+            .s3
+            .get_object()
+            .bucket(retrain_tests::world::ARTIFACTS_BUCKET)
+            .key(o.key().unwrap_or_default())
+            .send()
+            .await
+            .expect("get");
+        recorded.push_str(&String::from_utf8_lossy(&body.body.collect().await.expect("read").into_bytes()));
+    }
+    for key in &good_keys {
+        assert!(recorded.contains(key.as_str()), "{key} recorded");
+    }
+
+    // on-import and on-training ticks: batches of bad timer messages, mutated
+    // from a watch of the import the uploads started.
+    let task_id = world.emulator.tasks()["tasks"][0]["TaskId"].as_str().unwrap_or_default().to_owned();
+    let watch = json!({"kind": "import-watch", "file_system_id": world.ids.lustre, "task_id": task_id, "polls": 0});
+    for (target, good) in [(Target::OnImport, &watch), (Target::OnTraining, &tick)] {
+        for _ in 0..15 {
+            let bodies: Vec<String> = (0..100).map(|_| mutate(&mut rng, good)).collect();
+            generated += 100;
+            let (batch, ids) = sqs_batch(&bodies);
+            let response = world.deliver(target, batch.clone()).await;
+            accounted(&response, &batch, &ids).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    // Direct invocations: start-sweep requests, schedules and state changes.
+    let request = json!({"kind": "start-sweep", "pipeline": "fraud-efs", "request_id": "fuzz"});
+    let scheduled = fixture("scheduled-event.json");
+    let state_change = fixture("sagemaker-training-job-state-change-failed-capacity.json");
+    for i in 0..2_000 {
+        let (target, good) = match i % 3 {
+            0 => (Target::StartSweep, &request),
+            1 => (Target::StartSweep, &scheduled),
+            _ => (Target::OnTraining, &state_change),
+        };
+        let text = mutate(&mut rng, good);
+        generated += 1;
+        let payload = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));
+        // Returns a report (never panics); invalid input is in `skipped` with a reason.
+        let response = world.deliver(target, payload).await;
+        assert!(response.is_object(), "{response}");
+    }
+    assert!(generated >= 10_000, "{generated} generated");
+    // The good start-sweep request beside all that garbage still works.
+    world
+        .deliver(
+            Target::StartSweep,
+            json!({"kind": "start-sweep", "pipeline": "fraud-efs", "request_id": "after-fuzz"}),
+        )
+        .await;
+    assert!(world.published("SweepStarted").iter().any(|s| s["trigger"]["id"] == "after-fuzz"));
+}

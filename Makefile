@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 
-.PHONY: test fmt-check clippy cfn-lint python-tests rust-tests venv demo
+.PHONY: test fmt-check clippy cfn-lint python-tests rust-tests venv demo bench
 
 ## The whole test suite: formatting, lints, template lint, Rust tests, then the
 ## emulator's, the template's and the demo's tests (the demo runs the function
@@ -30,7 +30,7 @@ cfn-lint: venv
 	$(VENV)/bin/cfn-lint template.yaml
 
 python-tests: venv
-	$(VPY) -m pytest -q -p no:cacheprovider tests/emulator tests/template tests/demo
+	$(VPY) -m pytest -q -p no:cacheprovider tests/emulator tests/template tests/demo tests/docs
 
 rust-tests: venv
 	RETRAIN_EMULATOR_PYTHON=$(abspath $(VPY)) cargo test --workspace
@@ -39,3 +39,11 @@ rust-tests: venv
 demo: venv
 	cargo build -p on-upload -p on-import -p start-sweep -p on-training
 	$(VPY) tests/demo/demo.py --bin-dir $(CARGO_TARGET_DIR)/debug
+
+## Performance figures, not tests (BENCHMARKS.md): cold starts and RSS of the
+## release binaries against the emulator, a Python baseline, the largest SQS
+## batch, import → training latency, binary sizes, and criterion's decode +
+## plan throughput (bench/run.py runs `cargo bench` so one table holds all).
+bench: venv
+	cargo build --release -p on-upload -p on-import -p start-sweep -p on-training
+	$(VPY) bench/run.py --bin-dir $(CARGO_TARGET_DIR)/release

@@ -357,3 +357,159 @@ async fn ten_thousand_malformed_events_are_reported_and_never_block_good_ones() 
         .await;
     assert!(world.published("SweepStarted").iter().any(|s| s["trigger"]["id"] == "after-fuzz"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_completions_delivered_concurrently_and_twice_never_exceed_the_lanes() {
+    let mut world = World::start().await;
+    world.reconfigure(|c| {
+        let sweep = &mut c.pipelines[0].sweep;
+        sweep.grid = [
+            (
+                "eta".to_owned(),
+                (1..=10).map(|i| retrain_core::config::Scalar::Float(i as f64 / 10.0)).collect(),
+            ),
+            ("max_depth".to_owned(), (2..=6).map(retrain_core::config::Scalar::Integer).collect()),
+        ]
+        .into();
+        sweep.max_parallel = 5;
+    });
+    world
+        .deliver(
+            Target::StartSweep,
+            json!({"kind": "start-sweep", "pipeline": "churn", "request_id": "race"}),
+        )
+        .await;
+    let sweep_id = world.published("SweepStarted")[0]["sweep_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut completions = 0;
+    for _round in 0..40 {
+        let jobs = world.emulator.jobs()["jobs"].as_array().cloned().unwrap_or_default();
+        let running: Vec<String> = jobs
+            .iter()
+            .filter(|j| j["status"] == "InProgress")
+            .filter_map(|j| j["name"].as_str().map(str::to_owned))
+            .collect();
+        if running.is_empty() {
+            break;
+        }
+        let events: Vec<Value> = running
+            .iter()
+            .map(|n| world.emulator.complete_job(n, json!({"validation:auc": 0.5})))
+            .collect();
+        completions += events.len();
+        // Every completion twice, all at once.
+        let deps = &world.deps;
+        let calls = events
+            .iter()
+            .chain(events.iter())
+            .map(|e| retrain_aws::handlers::on_training::handle(deps, e));
+        for result in futures_util::future::join_all(calls).await {
+            result.expect("handled");
+        }
+        let stats = world.emulator.jobs();
+        assert!(
+            stats["max_in_progress_by_tag"][&sweep_id].as_u64().is_some_and(|n| n <= 5),
+            "{stats:#}"
+        );
+    }
+    assert_eq!(completions, 50);
+    let stats = world.emulator.jobs();
+    assert_eq!(
+        stats["create_calls"].as_u64().map(|n| n as usize),
+        Some(50 + stats["resource_in_use"].as_u64().unwrap_or(0) as usize)
+    );
+    assert_eq!(
+        stats["jobs"].as_array().map(Vec::len),
+        Some(50),
+        "each variant attempt launched exactly once"
+    );
+    assert_eq!(world.published("TrainingJobLaunched").len(), 50);
+    assert_eq!(world.published("SweepCompleted").len(), 1, "SweepCompleted once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_reaches_the_dead_letter_queue_after_the_receive_count() {
+    let world = World::start().await;
+    let sqs = &world.clients.sqs;
+    let dlq = sqs
+        .create_queue()
+        .queue_name("poison-dlq")
+        .send()
+        .await
+        .expect("dlq")
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("arn")
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+        .unwrap_or_default();
+    let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3}).to_string();
+    let queue = sqs
+        .create_queue()
+        .queue_name("poison-uploads")
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy, redrive)
+        .send()
+        .await
+        .expect("queue")
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    let poison = "{\"Records\": [{\"eventSource\": \"aws:s3\", \"s3\": ";
+    sqs.send_message()
+        .queue_url(&queue)
+        .message_body(poison)
+        .send()
+        .await
+        .expect("send");
+    let mut receives = 0;
+    for _ in 0..6 {
+        let out = sqs
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive");
+        let Some(m) = out.messages().first() else { continue };
+        receives += 1;
+        let event = json!({"Records": [{"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "attributes": {}, "messageAttributes": {}, "md5OfBody": m.md5_of_body(), "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:poison-uploads", "awsRegion": "us-east-1"}]});
+        let response = retrain_aws::handlers::on_upload::handle(&world.deps, &event)
+            .await
+            .expect("handled");
+        assert_eq!(
+            response["batchItemFailures"][0]["itemIdentifier"],
+            m.message_id().unwrap_or_default(),
+            "handed back, not dropped"
+        );
+        sqs.change_message_visibility()
+            .queue_url(&queue)
+            .receipt_handle(m.receipt_handle().unwrap_or_default())
+            .visibility_timeout(0)
+            .send()
+            .await
+            .expect("visibility");
+    }
+    assert_eq!(receives, 3, "delivered maxReceiveCount times");
+    // What the DLQ alarm watches: ApproximateNumberOfMessagesVisible on the DLQ.
+    let depth = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages).cloned());
+    assert_eq!(depth.as_deref(), Some("1"));
+    let kept = sqs.receive_message().queue_url(&dlq).send().await.expect("receive dlq");
+    assert_eq!(kept.messages()[0].body(), Some(poison), "kept intact for inspection and replay");
+}

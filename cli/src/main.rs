@@ -8,6 +8,25 @@ use retrain_core::plan::{plan, Plan, PlanContext};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// `println!` that ends the program quietly when stdout is a closed pipe
+/// (`retrain schema | head`), instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        write_line(&format!($($arg)*))
+    };
+}
+
+fn write_line(text: &str) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{text}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("retrain: cannot write to standard output: {e}");
+        std::process::exit(2);
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "retrain",
@@ -103,7 +122,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 config::schema()
             };
-            println!("{}", serde_json::to_string_pretty(&schema)?);
+            say!("{}", serde_json::to_string_pretty(&schema)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Status {
@@ -130,7 +149,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 lookup_mount_names(&config, &mut ctx);
                 result = plan(&config, &event, &ctx);
             }
-            println!("{}", serde_json::to_string_pretty(&result)?);
+            say!("{}", serde_json::to_string_pretty(&result)?);
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -161,18 +180,20 @@ fn validate(path: &Path, json: bool) -> Result<ExitCode> {
     match config::parse(&text) {
         Ok(c) => {
             if json {
-                println!("{}", serde_json::json!({"ok": true, "errors": []}));
+                say!("{}", serde_json::json!({"ok": true, "errors": []}));
             } else {
-                println!("OK: {} is valid", path.display());
+                say!("OK: {} is valid", path.display());
                 for p in &c.pipelines {
                     let kind = match p.file_system.kind {
                         FileSystemKind::FsxLustre => "FSx for Lustre",
                         FileSystemKind::Efs => "EFS",
                     };
                     let variants = retrain_core::sweep::expand(p).len();
-                    println!(
+                    say!(
                         "  {:<24} {kind:<15} {:<22} {variants} variant(s), {} at a time",
-                        p.name, p.file_system.id, p.sweep.max_parallel
+                        p.name,
+                        p.file_system.id,
+                        p.sweep.max_parallel
                     );
                 }
             }
@@ -180,7 +201,7 @@ fn validate(path: &Path, json: bool) -> Result<ExitCode> {
         }
         Err(errors) => {
             if json {
-                println!("{}", serde_json::json!({"ok": false, "errors": errors.0}));
+                say!("{}", serde_json::json!({"ok": false, "errors": errors.0}));
             } else {
                 eprintln!("{}: {} error(s)", path.display(), errors.0.len());
                 for e in &errors.0 {
@@ -208,7 +229,7 @@ fn validate_live(path: &Path, json: bool) -> Result<ExitCode> {
     })?;
     let ok = findings.iter().all(|f| f.ok);
     if json {
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({"ok": ok, "findings": findings}))?
         );
@@ -225,12 +246,12 @@ fn validate_live(path: &Path, json: bool) -> Result<ExitCode> {
                 f.fix.as_str(),
             ]);
         }
-        println!("{table}");
+        say!("{table}");
         let failed = findings.iter().filter(|f| !f.ok).count();
         if ok {
-            println!("OK: every check passed for {} pipeline(s)", config.pipelines.len());
+            say!("OK: every check passed for {} pipeline(s)", config.pipelines.len());
         } else {
-            println!("{failed} check(s) failed: nothing would launch for the pipelines above until they are fixed");
+            say!("{failed} check(s) failed: nothing would launch for the pipelines above until they are fixed");
         }
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
@@ -271,7 +292,7 @@ fn status(sweep: &str, pipeline: Option<&str>, bucket: &str, json: bool, compare
         anyhow::Ok(retrain_core::status::sweep_status(&manifest, &jobs, other))
     })?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        say!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
     let secs = |t: Option<&retrain_core::telemetry::JobTiming>, f: fn(&retrain_core::telemetry::JobTiming) -> f64| {
@@ -305,15 +326,15 @@ fn status(sweep: &str, pipeline: Option<&str>, bucket: &str, json: bool, compare
             r.training_job_name.clone(),
         ]);
     }
-    println!("sweep {} of {}", report.sweep_id, report.pipeline);
-    println!("{table}");
+    say!("sweep {} of {}", report.sweep_id, report.pipeline);
+    say!("{table}");
     let t = &report.totals;
-    println!(
+    say!(
         "{} job(s): {} completed, {} failed, {} running; start-up {:.0} s, download {:.0} s, training {:.0} s in all; {} warm pool(s) reused",
         t.jobs, t.completed, t.failed, t.running, t.startup_seconds, t.download_seconds, t.training_seconds, t.warm_pools_reused
     );
     if let Some(c) = &report.compare {
-        println!(
+        say!(
             "compared with {}: start-up + download {:.0} s there, {:.0} s per job here: {:.0} s saved per job, {:.0} s over the sweep",
             c.training_job_name,
             c.other_before_training_seconds,

@@ -188,6 +188,7 @@ impl World {
             event_bus: BUS.into(),
             watch_queue_url: watch_queue.url.clone(),
             tick_queue_url: tick_queue.url.clone(),
+            schedule_expression: Some("rate(1 day)".into()),
         };
         // The handlers' own clients go through the fault proxy when there is one;
         // the harness drives and inspects the emulator directly.

@@ -373,3 +373,17 @@ async fn a_launch_that_already_happened_is_resource_in_use_and_not_announced_twi
     assert_eq!(world.published("SweepStarted").len(), 1);
     assert_eq!(world.published("TrainingJobLaunched").len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_only_starts_the_pipelines_on_that_schedule() {
+    let mut world = World::start().await;
+    world.reconfigure(|c| c.pipelines[1].schedule = Some("cron(0 3 * * ? *)".into()));
+    let scheduled: Value = serde_json::from_str(include_str!("../../events/scheduled-event.json")).expect("fixture");
+    let response = world.deliver(Target::StartSweep, scheduled).await;
+    assert!(world.published("SweepStarted").is_empty());
+    let reason = response["skipped"][0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("cron(0 3 * * ? *)") && reason.contains("rate(1 day)"),
+        "{response:#}"
+    );
+}

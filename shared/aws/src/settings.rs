@@ -8,6 +8,8 @@ pub const ARTIFACTS_VAR: &str = "RETRAIN_ARTIFACTS_BUCKET";
 pub const BUS_VAR: &str = "RETRAIN_EVENT_BUS";
 pub const WATCH_QUEUE_VAR: &str = "RETRAIN_WATCH_QUEUE_URL";
 pub const TICK_QUEUE_VAR: &str = "RETRAIN_TICK_QUEUE_URL";
+/// Optional: the expression of the stack's schedule rule.
+pub const SCHEDULE_VAR: &str = "RETRAIN_SCHEDULE_EXPRESSION";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -21,6 +23,9 @@ pub struct Settings {
     pub watch_queue_url: String,
     /// SQS queue whose delayed messages re-run a sweep's lanes after a launch was refused for a quota.
     pub tick_queue_url: String,
+    /// The stack's schedule expression: a scheduled event starts the pipelines
+    /// whose `schedule` equals it (all scheduled pipelines when unset).
+    pub schedule_expression: Option<String>,
 }
 
 impl Settings {
@@ -42,6 +47,7 @@ impl Settings {
             event_bus: v(BUS_VAR),
             watch_queue_url: v(WATCH_QUEUE_VAR),
             tick_queue_url: v(TICK_QUEUE_VAR),
+            schedule_expression: get(SCHEDULE_VAR),
         })
     }
 }

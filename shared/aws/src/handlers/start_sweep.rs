@@ -33,15 +33,18 @@ pub async fn handle(deps: &Deps, payload: &serde_json::Value, request_id: &str) 
             }
             Inbound::Scheduled(s) => {
                 for p in deps.config.pipelines.iter().filter(|p| p.schedule.is_some()) {
-                    starts.push((
-                        p.name.clone(),
-                        SweepTrigger {
-                            kind: "schedule".into(),
-                            id: s.time.clone(),
-                            reason: None,
-                        },
-                        None,
-                    ));
+                    let schedule = p.schedule.as_deref().unwrap_or_default();
+                    match deps.settings.schedule_expression.as_deref() {
+                        Some(stack) if schedule != stack => out.skipped.push(Skip {
+                            item: format!("pipeline {:?}", p.name),
+                            reason: format!(
+                                "its schedule {schedule:?} is not this stack's {stack:?}: set the pipeline's schedule to {stack:?}, or deploy a stack with ScheduleExpression={schedule:?} for it"
+                            ),
+                            message_id: item.message_id.clone(),
+                            malformed: false,
+                        }),
+                        _ => starts.push((p.name.clone(), SweepTrigger { kind: "schedule".into(), id: s.time.clone(), reason: None }, None)),
+                    }
                 }
             }
             Inbound::Message(Message::StartSweep(req)) => {

@@ -50,6 +50,10 @@ from router import (  # noqa: E402
     utc_now,
 )
 from runtime_api import ACCOUNT, REGION, FunctionError, LambdaFunction, kill_group  # noqa: E402
+
+# Credentials and a config secret the functions must never log (tests/demo/test_demo.py scans the logs).
+SECRET_ACCESS_KEY = "demo-secret-access-key-never-logged"
+CONFIG_SECRET = "demo-config-secret-never-logged"
 from story import Narrator, table  # noqa: E402
 
 FUNCTIONS = ["on-upload", "on-import", "start-sweep", "on-training"]
@@ -207,6 +211,8 @@ pipelines:
       hyperparameters: {{ objective: "binary:logistic", num_round: 50, eval_metric: auc }}
       objective: {{ metric: "validation:auc", direction: maximize }}
       keep_alive_seconds: 600
+      # A secret the training container needs: it must never reach the logs.
+      environment: {{ WANDB_API_KEY: {CONFIG_SECRET} }}
     sweep:
       grid: {{ eta: [0.1, 0.3, 0.5], max_depth: [4, 6] }}
       max_parallel: 2
@@ -299,7 +305,7 @@ class Demo:
             AWS_ENDPOINT_URL=endpoint,
             AWS_REGION=REGION,
             AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_SECRET_ACCESS_KEY=SECRET_ACCESS_KEY,
             AWS_EC2_METADATA_DISABLED="true",
             RETRAIN_CONFIG=f"s3://{ARTIFACTS_BUCKET}/{CONFIG_KEY}",
             RETRAIN_ARTIFACTS_BUCKET=ARTIFACTS_BUCKET,

@@ -44,3 +44,15 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     best = summary["best"]
     assert best and best["pipeline"] == "churn" and best["metric"] == "validation:auc", tail
     assert best["training_job"].startswith("churn-") and isinstance(best["value"], float), tail
+    # The functions' logs hold neither the credentials nor the config's secrets.
+    sys.path.insert(0, str(ROOT / "tests/demo"))
+    from demo import CONFIG_SECRET, SECRET_ACCESS_KEY
+
+    assert CONFIG_SECRET in (tmp_path / "pipelines.yaml").read_text(), "the config the functions read holds the secret"
+    logs = [p for p in tmp_path.glob("*.log") if p.stem in FUNCTIONS]
+    assert len(logs) == len(FUNCTIONS), [p.name for p in tmp_path.iterdir()]
+    for log in logs:
+        text = log.read_text(errors="replace")
+        assert text.strip(), f"{log.name} is empty: the scan would prove nothing"
+        for secret in (SECRET_ACCESS_KEY, CONFIG_SECRET):
+            assert secret not in text, f"{secret} found in {log.name}"

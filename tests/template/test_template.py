@@ -440,3 +440,15 @@ def test_cfn_lint_is_clean():
         timeout=600,
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_every_checkov_skip_is_justified(tpl: dict) -> None:
+    skips = [
+        (name, skip)
+        for name, resource in tpl["Resources"].items()
+        for skip in (resource.get("Metadata", {}).get("checkov", {}).get("skip") or [])
+    ]
+    assert skips, "no checkov skips found: the test would prove nothing"
+    for name, skip in skips:
+        assert re.fullmatch(r"CKV_AWS_\d+", str(skip.get("id", ""))), f"{name}: {skip}"
+        assert len(str(skip.get("comment", ""))) >= 40, f"{name} skips {skip.get('id')} without a reason"

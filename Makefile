@@ -6,12 +6,12 @@ PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 
-.PHONY: test fmt-check clippy cfn-lint python-tests rust-tests venv demo bench
+.PHONY: test fmt-check clippy cfn-lint checkov python-tests rust-tests venv demo bench
 
 ## The whole test suite: formatting, lints, template lint, Rust tests, then the
 ## emulator's, the template's and the demo's tests (the demo runs the function
 ## binaries that the Rust tests built).
-test: fmt-check clippy cfn-lint rust-tests python-tests
+test: fmt-check clippy cfn-lint checkov rust-tests python-tests
 
 venv: $(VENV)/.installed
 
@@ -28,6 +28,16 @@ clippy:
 
 cfn-lint: venv
 	$(VENV)/bin/cfn-lint template.yaml
+
+CHECKOV_VENV := .venv-checkov
+$(CHECKOV_VENV)/.installed: tests/requirements-security.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements-security.txt
+	touch $@
+
+## Security scan of the template; every skipped check is justified in template.yaml.
+checkov: $(CHECKOV_VENV)/.installed
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 python-tests: venv
 	$(VPY) -m pytest -q -p no:cacheprovider tests/emulator tests/template tests/demo tests/docs

@@ -167,3 +167,18 @@ proptest! {
         let _ = decode_bytes(&bytes);
     }
 }
+
+#[test]
+fn retrain_message_samples_decode_to_their_kind() {
+    let kind = |name: &str| match decode(&fixture(name)).items.first().map(|i| i.event.clone()) {
+        Some(Inbound::Message(Message::ImportWatch(_))) => "import-watch",
+        Some(Inbound::Message(Message::SweepTick(_))) => "sweep-tick",
+        Some(Inbound::Message(Message::StartSweep(_))) => "start-sweep",
+        other => panic!("{name}: {other:?}"),
+    };
+    assert_eq!(kind("sqs-import-watch.json"), "import-watch");
+    assert_eq!(kind("sqs-sweep-tick.json"), "sweep-tick");
+    assert_eq!(kind("start-sweep-request.json"), "start-sweep");
+    assert_eq!(kind("eventbridge-start-sweep.json"), "start-sweep");
+    assert!(decode(&fixture("sqs-import-watch.json")).items[0].message_id.is_some());
+}

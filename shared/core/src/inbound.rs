@@ -5,7 +5,6 @@
 use crate::import_plan::ObjectRef;
 use crate::messages::Message;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use aws_lambda_events::event::sqs::SqsMessage;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -177,20 +176,29 @@ fn decode_record(record: &Value, at: &str, outer_id: Option<&str>, out: &mut Dec
     let source = record.get("eventSource").and_then(Value::as_str).unwrap_or("");
     match source {
         "aws:sqs" => {
-            let message: SqsMessage = match serde_json::from_value(record.clone()) {
-                Ok(m) => m,
-                Err(e) => {
-                    let id = record.get("messageId").and_then(Value::as_str);
-                    out.skip(at.to_owned(), id.or(outer_id), format!("malformed SQS record: {e}"), true);
+            // Read the two fields retrain uses in place: deserializing the whole
+            // record into a typed message would copy every body of a 6 MB batch.
+            let id = match record.get("messageId") {
+                None | Some(Value::Null) => outer_id,
+                Some(Value::String(id)) => Some(id.as_str()),
+                Some(other) => {
+                    out.skip(
+                        at.to_owned(),
+                        outer_id,
+                        format!("malformed SQS record: messageId is {}", json_kind(other)),
+                        true,
+                    );
                     return;
                 }
             };
-            let id = message.message_id.as_deref().or(outer_id);
             let label = id.map(|i| format!("message {i}")).unwrap_or_else(|| at.to_owned());
-            match message.body.as_deref().map(serde_json::from_str::<Value>) {
-                Some(Ok(body)) => decode_into(&body, &label, id, out),
-                Some(Err(e)) => out.skip(label, id, format!("message body is not JSON: {e}"), true),
-                None => out.skip(label, id, "message has no body".to_owned(), true),
+            match record.get("body") {
+                Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+                    Ok(body) => decode_into(&body, &label, id, out),
+                    Err(e) => out.skip(label, id, format!("message body is not JSON: {e}"), true),
+                },
+                None | Some(Value::Null) => out.skip(label, id, "message has no body".to_owned(), true),
+                Some(other) => out.skip(label, id, format!("malformed SQS record: body is {}", json_kind(other)), true),
             }
         }
         "aws:s3" => decode_s3_record(record, at, outer_id, out),

@@ -107,7 +107,7 @@ pub async fn load(deps: &Deps, pipeline: &str, sweep_id: &str) -> Result<Option<
 /// from an event, newer than what ListTrainingJobs may show.
 pub async fn reconcile(deps: &Deps, manifest: &SweepManifest, fresh: Option<JobObservation>, out: &mut Outcome) -> Result<(), Error> {
     let fresh_name = fresh.as_ref().map(|f| f.training_job_name.clone());
-    let jobs = observe(&deps.sagemaker, manifest, fresh).await?;
+    let mut jobs = observe(&deps.sagemaker, manifest, fresh.clone(), Details::Needed).await?;
     if let Some(job) = fresh_name.as_ref().and_then(|n| jobs.iter().find(|j| &j.training_job_name == n)) {
         emit_metrics(deps, manifest, job).await?;
     }
@@ -146,7 +146,12 @@ pub async fn reconcile(deps: &Deps, manifest: &SweepManifest, fresh: Option<JobO
         )
         .await?;
     }
-    let decision = decide(manifest, &jobs);
+    let mut decision = decide(manifest, &jobs);
+    if decision.completed.is_some() {
+        // The end: describe every job once, for the ranking and its timing.
+        jobs = observe(&deps.sagemaker, manifest, fresh, Details::All).await?;
+        decision = decide(manifest, &jobs);
+    }
     for launch in &decision.launches {
         let request = match manifest.training_job(launch.position, launch.attempt) {
             Ok(r) => r,
@@ -266,9 +271,27 @@ async fn emit_metrics(deps: &Deps, manifest: &SweepManifest, job: &JobObservatio
     Ok(())
 }
 
+/// Which finished jobs [`observe`] describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Details {
+    /// What deciding the next launches needs: failed and stopped jobs (their
+    /// reasons decide retries), the event's job and the job before it in its
+    /// lane (start-up telemetry and warm pool reuse). One state change then
+    /// costs a few describes, not one per finished job of the sweep.
+    Needed,
+    /// Every finished job: metrics and timing for the ranking and `retrain status`.
+    All,
+}
+
 /// The sweep's jobs as SageMaker knows them, with details (metrics, failure,
-/// timing) for the final ones. `fresh` is the state an event just reported.
-pub async fn observe(sagemaker: &SageMaker, manifest: &SweepManifest, fresh: Option<JobObservation>) -> Result<Vec<JobObservation>, Error> {
+/// timing) for the finished ones `details` asks for. `fresh` is the state an
+/// event just reported.
+pub async fn observe(
+    sagemaker: &SageMaker,
+    manifest: &SweepManifest,
+    fresh: Option<JobObservation>,
+    details: Details,
+) -> Result<Vec<JobObservation>, Error> {
     let max_attempts = manifest.pipeline.sweep.max_retries + 1;
     let mut by_name: HashMap<String, (usize, u32)> = HashMap::new();
     for position in 0..manifest.variants.len() {
@@ -278,7 +301,6 @@ pub async fn observe(sagemaker: &SageMaker, manifest: &SweepManifest, fresh: Opt
     }
     let prefix = names::sweep_job_prefix(&manifest.pipeline.name, &manifest.sweep_id);
     let mut jobs = Vec::new();
-    let mut reused: Vec<String> = Vec::new();
     for (name, status) in sagemaker.list(&prefix).await? {
         let Some(&(position, attempt)) = by_name.get(&name) else { continue };
         let mut job = JobObservation {
@@ -291,36 +313,62 @@ pub async fn observe(sagemaker: &SageMaker, manifest: &SweepManifest, fresh: Opt
             metrics: Vec::new(),
             timing: None,
         };
-        let fresh_here = fresh.as_ref().filter(|f| f.training_job_name == name);
-        if let Some(f) = fresh_here.filter(|f| !status.is_terminal() && f.status.is_terminal()) {
+        if let Some(f) = fresh
+            .as_ref()
+            .filter(|f| f.training_job_name == name && !status.is_terminal() && f.status.is_terminal())
+        {
             // The list lags behind the event.
             job = f.clone();
         }
-        if job.status.is_terminal() {
-            let d = sagemaker.describe(&name).await?;
-            if d.status.is_terminal() {
-                job.status = d.status;
-                job.secondary_status = d.secondary_status;
-                job.failure_reason = d.failure_reason;
-                job.metrics = d.metrics;
-            }
-            job.timing = Some(timing(&d.transitions, d.billable_seconds, false));
-            reused.extend(d.warm_pool_reused_by);
-        }
         jobs.push(job);
+    }
+    // The event may be about a job the list does not show yet.
+    if let Some(f) = &fresh {
+        if !jobs.iter().any(|j| j.training_job_name == f.training_job_name) && by_name.contains_key(&f.training_job_name) {
+            jobs.push(f.clone());
+        }
+    }
+    let fresh_name = fresh.as_ref().map(|f| f.training_job_name.clone());
+    let before_fresh = fresh.as_ref().and_then(|f| lane_predecessor(manifest, &jobs, f));
+    let mut reused: Vec<String> = Vec::new();
+    for job in jobs.iter_mut().filter(|j| j.status.is_terminal()) {
+        let wanted = details == Details::All
+            || job.status != JobStatus::Completed
+            || Some(&job.training_job_name) == fresh_name.as_ref()
+            || Some(&job.training_job_name) == before_fresh.as_ref();
+        if !wanted {
+            continue;
+        }
+        let d = sagemaker.describe(&job.training_job_name).await?;
+        if d.status.is_terminal() {
+            job.status = d.status;
+            job.secondary_status = d.secondary_status;
+            job.failure_reason = d.failure_reason;
+            job.metrics = d.metrics;
+        }
+        job.timing = Some(timing(&d.transitions, d.billable_seconds, false));
+        reused.extend(d.warm_pool_reused_by);
     }
     for job in &mut jobs {
         if let Some(t) = job.timing.as_mut() {
             t.warm_pool_reused = reused.contains(&job.training_job_name);
         }
     }
-    // The event may be about a job the list does not show yet.
-    if let Some(f) = fresh {
-        if !jobs.iter().any(|j| j.training_job_name == f.training_job_name) && by_name.contains_key(&f.training_job_name) {
-            jobs.push(f);
-        }
-    }
     Ok(jobs)
+}
+
+/// The job that ran in `job`'s lane just before it (whose warm pool `job` may have reused).
+fn lane_predecessor(manifest: &SweepManifest, jobs: &[JobObservation], job: &JobObservation) -> Option<String> {
+    if job.attempt > 1 {
+        let position = manifest.position_of(&job.variant_id)?;
+        return Some(manifest.job_name(position, job.attempt - 1));
+    }
+    let position = manifest.position_of(&job.variant_id)?.checked_sub(manifest.max_parallel())?;
+    let previous = &manifest.variants[position].id;
+    jobs.iter()
+        .filter(|j| &j.variant_id == previous)
+        .max_by_key(|j| j.attempt)
+        .map(|j| j.training_job_name.clone())
 }
 
 /// A job state from an event, if it belongs to the manifest.

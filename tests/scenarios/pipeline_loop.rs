@@ -406,3 +406,25 @@ async fn a_schedule_only_starts_the_pipelines_on_that_schedule() {
         "{response:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aws_error_names_the_resource_and_the_fix() {
+    let world = World::start().await;
+    let mut settings = world.deps.settings.clone();
+    settings.artifacts_bucket = "no-such-artifacts-bucket".into();
+    let deps = retrain_aws::Deps::new(world.deps.config.clone(), settings, world.clients.clone());
+    // Direct from EventBridge (no SQS message to hand back): the invocation fails, so Lambda retries it.
+    let event: Value = serde_json::from_str(include_str!("../../events/eventbridge-s3-object-created.json")).expect("fixture");
+    let err = retrain_aws::handlers::on_upload::handle(&deps, &event)
+        .await
+        .expect_err("the bucket does not exist");
+    let text = err.to_string();
+    assert!(text.contains("s3://no-such-artifacts-bucket/"), "names the resource: {text}");
+    assert!(
+        text.contains("bucket no-such-artifacts-bucket does not exist"),
+        "names the bucket in the fix: {text}"
+    );
+    assert!(text.contains("NoSuchBucket"), "names the AWS error: {text}");
+    assert!(text.contains("RETRAIN_ARTIFACTS_BUCKET"), "says what to fix: {text}");
+    assert!(!err.is_retryable());
+}

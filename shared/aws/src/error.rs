@@ -96,7 +96,10 @@ fn fix_for(operation: &str, resource: &str, code: &str, retryable: bool) -> Stri
         "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => {
             format!("grant {operation} on {resource} to the function's role (template.yaml policies)")
         }
-        "NoSuchBucket" => format!("create bucket {resource} or fix RETRAIN_ARTIFACTS_BUCKET / RETRAIN_CONFIG"),
+        "NoSuchBucket" => {
+            let bucket = resource.strip_prefix("s3://").and_then(|r| r.split('/').next()).unwrap_or(resource);
+            format!("bucket {bucket} does not exist: create it, or fix RETRAIN_ARTIFACTS_BUCKET (or the bucket in RETRAIN_CONFIG)")
+        }
         "NoSuchKey" => format!("upload {resource} or fix the key"),
         "FileSystemNotFound" => format!("check file_system.id ({resource}) in the config: it does not exist in this account and region"),
         "DataRepositoryTaskNotFound" => format!("task {resource} no longer exists; its uploads stay pending and the next import covers them"),

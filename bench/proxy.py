@@ -24,6 +24,8 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
+
+from runtime_api import read_body  # tests/demo, on the path as for the rest of bench/
 from typing import Any
 
 # Hop-by-hop headers are the proxy's own business, not forwarded.
@@ -201,20 +203,6 @@ def _handler_for(proxy: CountingProxy) -> type[http.server.BaseHTTPRequestHandle
                 self.upstream.close()
             super().finish()
 
-        def _body(self) -> bytes:
-            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                chunks = []
-                while True:
-                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                    if size == 0:
-                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                            pass
-                        return b"".join(chunks)
-                    chunks.append(self.rfile.read(size))
-                    self.rfile.readline()
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(length) if length else b""
-
         def _forward(self) -> None:
             proxy.entered()
             call = None
@@ -226,7 +214,7 @@ def _handler_for(proxy: CountingProxy) -> type[http.server.BaseHTTPRequestHandle
         def _relay(self) -> Call:
             began = self.request_line_read
             headers_read = time.monotonic()
-            body = self._body()
+            body = read_body(self)
             body_read = time.monotonic()
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP and k.lower() != "content-length"}
             if body or self.command in ("PUT", "POST"):

@@ -229,6 +229,23 @@ def kill_group(process: subprocess.Popen[Any], grace: float = 3.0) -> None:
         _kill_group(process, grace)
 
 
+def read_body(request: http.server.BaseHTTPRequestHandler) -> bytes:
+    """The request body, sent with Content-Length or chunked (as hyper may send it)."""
+    if "chunked" in (request.headers.get("Transfer-Encoding") or "").lower():
+        chunks = []
+        while True:
+            size = int(request.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                # Trailers, up to the empty line.
+                while request.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(chunks)
+            chunks.append(request.rfile.read(size))
+            request.rfile.readline()
+    length = int(request.headers.get("Content-Length") or 0)
+    return request.rfile.read(length) if length else b""
+
+
 def _handler_for(fn: LambdaFunction) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -236,21 +253,6 @@ def _handler_for(fn: LambdaFunction) -> type[http.server.BaseHTTPRequestHandler]
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
             pass
-
-        def _body(self) -> bytes:
-            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                chunks = []
-                while True:
-                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                    if size == 0:
-                        # Trailers, up to the empty line.
-                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                            pass
-                        return b"".join(chunks)
-                    chunks.append(self.rfile.read(size))
-                    self.rfile.readline()
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(length) if length else b""
 
         def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
             try:
@@ -290,7 +292,7 @@ def _handler_for(fn: LambdaFunction) -> type[http.server.BaseHTTPRequestHandler]
             )
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
-            body = self._body()
+            body = read_body(self)
             parts = self.path.split("/")
             # ['', '2018-06-01', 'runtime', 'invocation', '<id>', 'response'|'error'] or [..., 'init', 'error']
             if self.path == f"{API}/init/error":

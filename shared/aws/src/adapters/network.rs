@@ -26,8 +26,14 @@ impl Network {
     /// Describes everything preflight needs for `pipeline`.
     #[instrument(skip(self, pipeline), fields(pipeline = %pipeline.name, file_system_id = %pipeline.file_system.id))]
     pub async fn facts(&self, pipeline: &Pipeline) -> Result<Facts, Error> {
+        // The training subnets first: the Lustre file system's own subnet is
+        // usually one of them, and is then not described twice.
+        let mut subnets = BTreeMap::new();
+        for id in &pipeline.vpc.subnets {
+            subnets.insert(id.clone(), self.subnet(id).await?);
+        }
         let file_system = match pipeline.file_system.kind {
-            FileSystemKind::FsxLustre => self.lustre(&pipeline.file_system.id).await?,
+            FileSystemKind::FsxLustre => self.lustre(&pipeline.file_system.id, &subnets).await?,
             FileSystemKind::Efs => self.efs(&pipeline.file_system.id).await?,
         };
         let mut groups: Vec<String> = pipeline.vpc.security_groups.clone();
@@ -38,10 +44,6 @@ impl Network {
         }
         groups.sort();
         groups.dedup();
-        let mut subnets = BTreeMap::new();
-        for id in &pipeline.vpc.subnets {
-            subnets.insert(id.clone(), self.subnet(id).await?);
-        }
         let mut security_groups = BTreeMap::new();
         for id in groups {
             let found = self.security_group(&id).await?;
@@ -54,7 +56,7 @@ impl Network {
         })
     }
 
-    async fn lustre(&self, id: &str) -> Result<FileSystemFacts, Error> {
+    async fn lustre(&self, id: &str, known_subnets: &BTreeMap<String, Option<SubnetFacts>>) -> Result<FileSystemFacts, Error> {
         let described = self.fsx.describe_file_systems().file_system_ids(id).send().await;
         let out = match described {
             Ok(out) => out,
@@ -85,7 +87,11 @@ impl Network {
                 .filter_map(|a| a.data_repository_path().map(str::to_owned)),
         );
         let availability_zone = match fs.subnet_ids().first() {
-            Some(subnet) => self.subnet(subnet).await?.map(|s| s.availability_zone),
+            Some(subnet) => match known_subnets.get(subnet) {
+                Some(known) => known.clone(),
+                None => self.subnet(subnet).await?,
+            }
+            .map(|s| s.availability_zone),
             None => None,
         };
         let mut security_groups = Vec::new();

@@ -6,6 +6,7 @@ Run with `python3 -m pytest tests/template -q` from the repository root.
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 import shutil
 import subprocess
@@ -27,6 +28,19 @@ FUNCTIONS = {
     "OnImportFunction": "on-import",
     "StartSweepFunction": "start-sweep",
     "OnTrainingFunction": "on-training",
+    "ReconcileFunction": "reconcile",
+}
+# The functions that run the import logic, and those that run the sweep logic.
+# The reconciler drives both sides forward.
+IMPORT_FUNCTIONS = ("OnUploadFunction", "OnImportFunction")
+SWEEP_FUNCTIONS = ("StartSweepFunction", "OnTrainingFunction")
+IMPORT_PREFIXES = {"pending/*", "imports/*", "imported/*", "open/imports/*"}
+SWEEP_PREFIXES = {"sweeps/*", "open/sweeps/*"}
+# Metrics that the reconciler emits (embedded metric format, no dimensions) -> their alarm.
+RECONCILER_ALARMS = {
+    "ImportsStalled": "ImportStalledAlarm",
+    "SweepsStalled": "SweepStalledAlarm",
+    "OldestPendingUploadAgeSeconds": "PendingUploadAgeAlarm",
 }
 # Work queue -> (its dead-letter queue, the function that consumes it).
 WORK_QUEUES = {
@@ -132,6 +146,43 @@ def function_policy_statements(tpl: dict, logical_id: str) -> list[dict]:
     return [s for doc in as_list(props(tpl, logical_id).get("Policies")) for s in as_list(doc["Statement"])]
 
 
+def grants(tpl: dict, logical_id: str) -> set[tuple[str, str, str, str]]:
+    """A function's permissions as (effect, action, one resource, condition) rows, whatever the Sids and grouping."""
+    rows = set()
+    for statement in function_policy_statements(tpl, logical_id):
+        resource = statement.get("Resource")
+        # A literal list splits into its items; an intrinsic (Fn::Split, ...) stays whole.
+        items = resource if isinstance(resource, list) else [resource]
+        condition = json.dumps(statement.get("Condition"), sort_keys=True)
+        for action in actions(statement):
+            for item in items:
+                rows.add((statement["Effect"], action, json.dumps(item, sort_keys=True), condition))
+    return rows
+
+
+def artifact_object_prefixes(tpl: dict, logical_id: str) -> set[str]:
+    """The artifacts-bucket key patterns that a function may write."""
+    found = set()
+    for statement in function_policy_statements(tpl, logical_id):
+        if "s3:PutObject" in actions(statement):
+            for leaf in string_leaves(statement["Resource"]):
+                m = re.fullmatch(r"\$\{ArtifactsBucket\.Arn\}/(.+)", leaf)
+                assert m, f"{logical_id}: s3:PutObject outside the artifacts bucket: {leaf}"
+                found.add(m.group(1))
+    return found
+
+
+def alarms_in(tpl: dict, namespace: str) -> dict[str, dict]:
+    return {
+        name: alarm["Properties"]
+        for name, alarm in resources(tpl, "AWS::CloudWatch::Alarm").items()
+        if alarm["Properties"].get("Namespace") == namespace
+    }
+
+
+ALARM_ACTIONS = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+
+
 # ---------------------------------------------------------- least privilege
 
 
@@ -171,7 +222,7 @@ def test_pass_role_only_for_the_training_role_and_only_to_sagemaker(tpl):
         assert statement.get("Condition") == {
             "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
         }, f"{where}: PassRole condition"
-    assert sorted(found) == ["OnTrainingFunction", "StartSweepFunction"]
+    assert sorted(found) == ["OnTrainingFunction", "ReconcileFunction", "StartSweepFunction"]
 
 
 def test_paired_functions_have_identical_permissions(tpl):
@@ -180,27 +231,22 @@ def test_paired_functions_have_identical_permissions(tpl):
     assert props(tpl, "StartSweepFunction")["Policies"] == props(tpl, "OnTrainingFunction")["Policies"]
 
 
+def test_reconciler_has_exactly_the_union_of_the_import_and_sweep_permissions(tpl):
+    # It drives both sides forward with the same code paths: nothing more, nothing less.
+    union = grants(tpl, "OnUploadFunction") | grants(tpl, "StartSweepFunction")
+    reconciler = grants(tpl, "ReconcileFunction")
+    assert reconciler - union == set(), f"the reconciler has permissions neither pair has: {sorted(reconciler - union)}"
+    assert union - reconciler == set(), f"the reconciler lacks permissions of a pair: {sorted(union - reconciler)}"
+
+
 def test_artifact_prefixes_are_split_between_import_and_sweep_functions(tpl):
-    def object_prefixes(logical_id: str) -> set[str]:
-        found = set()
-        for statement in function_policy_statements(tpl, logical_id):
-            if "s3:PutObject" in actions(statement):
-                for leaf in string_leaves(statement["Resource"]):
-                    m = re.fullmatch(r"\$\{ArtifactsBucket\.Arn\}/(.+)", leaf)
-                    assert m, f"{logical_id}: s3:PutObject outside the artifacts bucket: {leaf}"
-                    found.add(m.group(1))
-        return found
-
-    import_prefixes = object_prefixes("OnUploadFunction")
-    sweep_prefixes = object_prefixes("StartSweepFunction")
-    assert import_prefixes == {"pending/*", "imports/*", "imported/*"}
-    assert sweep_prefixes == {"sweeps/*"}
-
-    # The listing condition covers the same prefixes as the object statements.
-    for logical_id, prefixes in (("OnUploadFunction", import_prefixes), ("StartSweepFunction", sweep_prefixes)):
-        (listing,) = [s for s in function_policy_statements(tpl, logical_id) if "s3:ListBucket" in actions(s)]
-        assert listing["Resource"] == get_att("ArtifactsBucket", "Arn")
-        assert set(as_list(listing["Condition"]["StringLike"]["s3:prefix"])) == prefixes, logical_id
+    for logical_id in IMPORT_FUNCTIONS:
+        assert artifact_object_prefixes(tpl, logical_id) == IMPORT_PREFIXES, logical_id
+    for logical_id in SWEEP_FUNCTIONS:
+        assert artifact_object_prefixes(tpl, logical_id) == SWEEP_PREFIXES, logical_id
+    assert IMPORT_PREFIXES.isdisjoint(SWEEP_PREFIXES)
+    # Only the reconciler touches both sides.
+    assert artifact_object_prefixes(tpl, "ReconcileFunction") == IMPORT_PREFIXES | SWEEP_PREFIXES
 
     # Every top-level key prefix the Rust code builds (format!("<prefix>/{...}")) is granted
     # to some function: a new prefix in the code must come with its permission here.
@@ -210,18 +256,41 @@ def test_artifact_prefixes_are_split_between_import_and_sweep_functions(tpl):
             continue
         used |= set(re.findall(r'format!\("([a-z][a-z0-9_-]*)/\{', src.read_text()))
     assert used, "found no key prefixes in shared/"
-    granted = {p.rstrip("/*") for p in import_prefixes | sweep_prefixes}
+    granted = {p.split("/", 1)[0] for p in IMPORT_PREFIXES | SWEEP_PREFIXES}
     assert used <= granted, f"prefixes used by the code but not granted in template.yaml: {sorted(used - granted)}"
+
+
+def test_functions_that_read_artifacts_may_list_the_bucket_unconditionally(tpl):
+    # Without s3:ListBucket, a GetObject on a missing key answers 403 instead of 404. A GetObject
+    # request has no s3:prefix, so a prefix condition on ListBucket would bring the 403 back.
+    readers = []
+    for logical_id in FUNCTIONS:
+        statements_ = function_policy_statements(tpl, logical_id)
+        reads = [
+            s
+            for s in statements_
+            if "s3:GetObject" in actions(s)
+            and any(leaf.startswith("${ArtifactsBucket.Arn}/") for leaf in string_leaves(s.get("Resource")))
+        ]
+        if not reads:
+            continue
+        readers.append(logical_id)
+        listings = [s for s in statements_ if "s3:ListBucket" in actions(s)]
+        assert listings, f"{logical_id}: s3:GetObject on the artifacts bucket without s3:ListBucket"
+        for listing in listings:
+            assert listing["Resource"] == get_att("ArtifactsBucket", "Arn"), f"{logical_id}: ListBucket resource"
+            assert "Condition" not in listing, f"{logical_id}: ListBucket must have no Condition"
+    assert sorted(readers) == sorted(FUNCTIONS)
 
 
 def test_sagemaker_and_fsx_writes_are_scoped_to_parameters(tpl):
     def resource_for(logical_id: str, action: str) -> list:
         return [s["Resource"] for s in function_policy_statements(tpl, logical_id) if action in actions(s)]
 
-    for fn in ("StartSweepFunction", "OnTrainingFunction"):
+    for fn in (*SWEEP_FUNCTIONS, "ReconcileFunction"):
         (jobs,) = resource_for(fn, "sagemaker:CreateTrainingJob")
         assert "PipelineNames" in str(jobs) and ":training-job/" in str(jobs)
-    for fn in ("OnUploadFunction", "OnImportFunction"):
+    for fn in (*IMPORT_FUNCTIONS, "ReconcileFunction"):
         fsx = resource_for(fn, "fsx:CreateDataRepositoryTask")
         assert any("FileSystemIds" in str(r) and ":file-system/" in str(r) for r in fsx)
 
@@ -285,10 +354,8 @@ def dead_letter_queues(tpl: dict) -> set[str]:
 
 
 def test_every_dead_letter_queue_has_an_alarm(tpl):
-    alarms = resources(tpl, "AWS::CloudWatch::Alarm")
     watched = {}
-    for name, alarm in alarms.items():
-        p = alarm["Properties"]
+    for name, p in alarms_in(tpl, "AWS/SQS").items():
         (dimension,) = p["Dimensions"]
         assert dimension["Name"] == "QueueName"
         watched[dimension["Value"]["Fn::GetAtt"][0]] = p
@@ -303,7 +370,24 @@ def test_every_dead_letter_queue_has_an_alarm(tpl):
         assert (p["Period"], p["EvaluationPeriods"], p["Threshold"]) == (60, 1, 0)
         assert p["ComparisonOperator"] == "GreaterThanThreshold"
         assert p["TreatMissingData"] == "notBreaching"
-        assert p["AlarmActions"] == {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+        assert p["AlarmActions"] == ALARM_ACTIONS
+
+
+def test_every_rule_that_dead_letters_may_send_to_its_queue(tpl):
+    # SAM names a function's rule <function id><event id>; EventBridge can only dead-letter an
+    # event to the queue if the queue policy lists that rule.
+    (statement,) = as_list(props(tpl, "EventDeadLetterQueuePolicy")["PolicyDocument"]["Statement"])
+    allowed = {arn["Fn::GetAtt"][0] for arn in statement["Condition"]["ArnEquals"]["aws:SourceArn"]}
+    rules = set()
+    for logical_id in FUNCTIONS:
+        for name, event in props(tpl, logical_id).get("Events", {}).items():
+            config = event.get("Properties", {}).get("DeadLetterConfig")
+            if config:
+                assert event["Type"] in ("EventBridgeRule", "Schedule"), f"{logical_id}.{name}"
+                assert config["Arn"] == get_att("EventDeadLetterQueue", "Arn"), f"{logical_id}.{name}"
+                rules.add(f"{logical_id}{name}")
+    assert "ReconcileFunctionSchedule" in rules
+    assert rules == allowed, f"rules missing from EventDeadLetterQueuePolicy: {sorted(rules - allowed)}, extra: {sorted(allowed - rules)}"
 
 
 def test_all_queues_are_encrypted(tpl):
@@ -338,6 +422,45 @@ def test_start_sweep_listens_on_the_custom_bus_and_the_schedule(tpl):
     (schedule,) = [e for e in events.values() if e["Type"] in ("Schedule", "ScheduleV2")]
     assert schedule["Properties"]["State"] == {"Ref": "ScheduleState"}
     assert {"Ref": "ScheduleExpression"} in schedule["Properties"].values()
+
+
+def test_reconciler_runs_on_its_own_always_enabled_schedule(tpl):
+    events = props(tpl, "ReconcileFunction")["Events"]
+    (schedule,) = events.values()
+    assert schedule["Type"] == "Schedule"
+    p = schedule["Properties"]
+    assert p["Schedule"] == {"Ref": "ReconcileSchedule"}
+    assert p["State"] == "ENABLED"
+    # The same delivery guarantees as start-sweep's schedule.
+    start_sweep = props(tpl, "StartSweepFunction")["Events"]["Schedule"]["Properties"]
+    assert p["RetryPolicy"] == start_sweep["RetryPolicy"]
+    assert p["DeadLetterConfig"] == start_sweep["DeadLetterConfig"] == {"Arn": get_att("EventDeadLetterQueue", "Arn")}
+    assert props(tpl, "ReconcileFunction")["DeadLetterQueue"] == props(tpl, "StartSweepFunction")["DeadLetterQueue"]
+    parameter = tpl["Parameters"]["ReconcileSchedule"]
+    assert (parameter["Type"], parameter["Default"]) == ("String", "rate(5 minutes)")
+    # It walks everything that is open, within one run.
+    assert function_setting(tpl, "ReconcileFunction", "Timeout") == 300
+
+
+def test_reconciler_metrics_have_alarms(tpl):
+    alarms = alarms_in(tpl, "Retrain")
+    assert {p["MetricName"]: name for name, p in alarms.items()} == RECONCILER_ALARMS
+    for metric, name in RECONCILER_ALARMS.items():
+        p = alarms[name]
+        # The reconciler's embedded-metric records have no dimensions; an alarm with any would never see data.
+        assert "Dimensions" not in p, name
+        assert p["Statistic"] == "Maximum", name
+        assert p["Period"] == 300, name
+        assert p["ComparisonOperator"] == "GreaterThanThreshold", name
+        assert p["TreatMissingData"] == "notBreaching", name
+        assert p["AlarmActions"] == ALARM_ACTIONS, name
+    for name in ("ImportStalledAlarm", "SweepStalledAlarm"):
+        assert (alarms[name]["EvaluationPeriods"], alarms[name]["Threshold"]) == (1, 0), name
+    age = alarms["PendingUploadAgeAlarm"]
+    assert age["EvaluationPeriods"] == 3
+    assert age["Threshold"] == {"Ref": "PendingUploadAgeAlarmSeconds"}
+    parameter = tpl["Parameters"]["PendingUploadAgeAlarmSeconds"]
+    assert (parameter["Type"], parameter["Default"], parameter["MinValue"]) == ("Number", 7200, 60)
 
 
 # ------------------------------------------------------------------ storage

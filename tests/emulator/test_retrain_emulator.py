@@ -2,10 +2,13 @@
 the server started exactly as retrain's tests start it."""
 
 import json
+import logging
 import signal
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
@@ -49,19 +52,41 @@ def clean(url):
     requests.post(f"{url}/_retrain/reset", timeout=5).raise_for_status()
 
 
+def boto_client(url: str, service: str, **config):
+    return boto3.client(
+        service,
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
+        aws_secret_access_key="secret",
+        config=Config(retries={"max_attempts": 1}, **config),
+    )
+
+
 @pytest.fixture
 def client(url):
-    def make(service: str):
-        return boto3.client(
-            service,
-            endpoint_url=url,
-            region_name="us-east-1",
-            aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
-            aws_secret_access_key="secret",
-            config=Config(retries={"max_attempts": 1}),
-        )
+    def make(service: str, **config):
+        return boto_client(url, service, **config)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def in_process_url():
+    """The emulator served from this process, for tests that slow moto down
+    to widen a race window (the GIL keeps moto's own windows too narrow to
+    hit from outside)."""
+    import moto_ext
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    moto_ext.install()
+    server = make_server("127.0.0.1", 0, moto_ext.application(), threaded=True)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    serving.join()
 
 
 @pytest.fixture
@@ -215,14 +240,128 @@ def test_task_lifecycle_through_the_control_api(fsx, control):
     assert control("POST", f"fsx/tasks/{task_id}/finish", {"lifecycle": "DONE"})[0] == 400
 
 
-def test_cancel_data_repository_task(fsx):
+def test_cancel_leaves_the_task_canceling_until_it_is_finished(fsx, control):
     file_system_id = create_file_system(fsx)["FileSystemId"]
     task_id = create_task(fsx, file_system_id)["TaskId"]
-    assert fsx.cancel_data_repository_task(TaskId=task_id)["Lifecycle"] == "CANCELING"
-    assert describe_task(fsx, task_id)["Lifecycle"] == "CANCELED"
+    assert describe_task(fsx, task_id)["Lifecycle"] == "EXECUTING"
+    for _ in range(2):  # cancelling a CANCELING task again answers the same
+        answer = fsx.cancel_data_repository_task(TaskId=task_id)
+        assert (answer["TaskId"], answer["Lifecycle"]) == (task_id, "CANCELING")
+    canceling = describe_task(fsx, task_id)
+    assert canceling["Lifecycle"] == "CANCELING" and "EndTime" not in canceling
+    filters = [{"Name": "task-lifecycle", "Values": ["CANCELING"]}]
+    assert [t["TaskId"] for t in fsx.describe_data_repository_tasks(Filters=filters)["DataRepositoryTasks"]] == [
+        task_id
+    ]
+    with pytest.raises(ClientError) as raised:
+        create_task(fsx, file_system_id, Paths=["s3://retrain-data/raw/2025"])
+    assert error_code(raised) == "DataRepositoryTaskExecuting"
+    assert "CANCELING" in raised.value.response["Error"]["Message"]
+
+    # A task being cancelled can only end CANCELED.
+    assert control("POST", f"fsx/tasks/{task_id}/finish", {"lifecycle": "SUCCEEDED"})[0] == 409
+    assert control("POST", f"fsx/tasks/{task_id}/finish", {"lifecycle": "CANCELING"})[0] == 409
+    status, canceled = control("POST", f"fsx/tasks/{task_id}/finish", {"lifecycle": "CANCELED"})
+    assert (status, canceled["Lifecycle"]) == (200, "CANCELED")
+    described = describe_task(fsx, task_id)
+    assert described["Lifecycle"] == "CANCELED" and described["EndTime"] >= described["CreationTime"]
     with pytest.raises(ClientError) as raised:
         fsx.cancel_data_repository_task(TaskId=task_id)
     assert error_code(raised) == "DataRepositoryTaskEnded"
+    create_task(fsx, file_system_id, Paths=["s3://retrain-data/raw/2025"])  # no longer blocked
+
+
+def test_control_api_cancels_like_a_user(fsx, control):
+    file_system_id = create_file_system(fsx)["FileSystemId"]
+    pending = create_task(fsx, file_system_id)["TaskId"]
+    status, canceling = control("POST", f"fsx/tasks/{pending}/finish", {"lifecycle": "CANCELING"})
+    assert (status, canceling["Lifecycle"]) == (200, "CANCELING")
+    assert describe_task(fsx, pending)["Lifecycle"] == "CANCELING"  # not moved on to EXECUTING
+    control("POST", f"fsx/tasks/{pending}/finish", {"lifecycle": "CANCELED"})
+
+    # CANCELED straight from PENDING or EXECUTING (a cancel the service completed at once).
+    executing = create_task(fsx, file_system_id)["TaskId"]
+    assert describe_task(fsx, executing)["Lifecycle"] == "EXECUTING"
+    assert control("POST", f"fsx/tasks/{executing}/finish", {"lifecycle": "CANCELED"})[1]["Lifecycle"] == "CANCELED"
+    assert control("POST", f"fsx/tasks/{executing}/finish", {"lifecycle": "CANCELING"})[0] == 409
+    _, listing = control("GET", "fsx/tasks")
+    assert [t["Lifecycle"] for t in listing["tasks"]] == ["CANCELED", "CANCELED"]
+
+
+def import_outcome(fsx, control, file_system_id: str, path: str) -> str:
+    """The lifecycle an import of `path` reaches on its first describe; an
+    importable one is then finished, so the next one can start."""
+    task = create_task(fsx, file_system_id, Paths=[path])
+    described = describe_task(fsx, task["TaskId"])
+    if described["Lifecycle"] == "EXECUTING":
+        control("POST", f"fsx/tasks/{task['TaskId']}/finish", {"lifecycle": "SUCCEEDED"})
+    else:
+        assert path in described["FailureDetails"]["Message"]
+    return described["Lifecycle"]
+
+
+def test_import_paths_must_lie_under_the_import_path(fsx, control):
+    file_system_id = create_file_system(fsx)["FileSystemId"]  # ImportPath s3://retrain-data/raw
+    outcomes = {
+        path: import_outcome(fsx, control, file_system_id, path)
+        for path in (
+            "s3://retrain-data/raw",
+            "s3://retrain-data/raw/",
+            "s3://retrain-data/raw/2024/05/part-0.csv",
+            "s3://retrain-data/rawfiles/2024",  # shares the prefix, not the folder
+            "s3://retrain-data/other",
+            "s3://retrain-data",
+        )
+    }
+    assert outcomes == {
+        "s3://retrain-data/raw": "EXECUTING",
+        "s3://retrain-data/raw/": "EXECUTING",
+        "s3://retrain-data/raw/2024/05/part-0.csv": "EXECUTING",
+        "s3://retrain-data/rawfiles/2024": "FAILED",
+        "s3://retrain-data/other": "FAILED",
+        "s3://retrain-data": "FAILED",
+    }
+    bucket_wide = create_file_system(fsx, ImportPath="s3://retrain-data/")["FileSystemId"]
+    assert import_outcome(fsx, control, bucket_wide, "s3://retrain-data/anything/at/all") == "EXECUTING"
+    assert import_outcome(fsx, control, bucket_wide, "s3://retrain-database/x") == "FAILED"
+
+
+def test_import_paths_must_lie_in_an_association(fsx, control):
+    file_system_id = create_file_system(fsx, DeploymentType="PERSISTENT_2", PerUnitStorageThroughput=125)[
+        "FileSystemId"
+    ]
+    create_association(fsx, file_system_id, FileSystemPath="/data", DataRepositoryPath="s3://retrain-data/raw")
+    create_association(fsx, file_system_id, FileSystemPath="/models", DataRepositoryPath="s3://retrain-models/out/")
+    outcomes = {
+        path: import_outcome(fsx, control, file_system_id, path)
+        for path in (
+            "s3://retrain-data/raw/2024",
+            "s3://retrain-models/out",
+            "s3://retrain-models/out/run-1/model.tar.gz",
+            "s3://retrain-data/rawfiles",
+            "s3://retrain-models/output",
+            "s3://retrain-other/raw",
+        )
+    }
+    assert outcomes == {
+        "s3://retrain-data/raw/2024": "EXECUTING",
+        "s3://retrain-models/out": "EXECUTING",
+        "s3://retrain-models/out/run-1/model.tar.gz": "EXECUTING",
+        "s3://retrain-data/rawfiles": "FAILED",
+        "s3://retrain-models/output": "FAILED",
+        "s3://retrain-other/raw": "FAILED",
+    }
+
+
+def test_import_without_a_data_repository_fails(fsx):
+    file_system_id = create_file_system(fsx, DeploymentType="PERSISTENT_2", PerUnitStorageThroughput=125)[
+        "FileSystemId"
+    ]
+    task = create_task(fsx, file_system_id, Paths=["s3://retrain-data/raw"])
+    assert task["Lifecycle"] == "PENDING"  # accepted, as by the service
+    failed = describe_task(fsx, task["TaskId"])
+    assert failed["Lifecycle"] == "FAILED"
+    assert "no data repository is linked" in failed["FailureDetails"]["Message"]
 
 
 def test_describe_filters_and_pages(fsx, control):
@@ -728,6 +867,84 @@ def test_list_training_jobs(sagemaker, control):
     assert (summary["SecondaryStatus"], summary["WarmPoolStatus"]["Status"]) == ("Completed", "Available")
 
 
+def test_list_lag_hides_jobs_created_within_it(sagemaker, control):
+    assert control("POST", "sagemaker/list-lag", {"seconds": 3600}) == (200, {"seconds": 3600})
+    sagemaker.create_training_job(**training_request("train-1"))
+    control("POST", "sagemaker/jobs/train-1/complete", {"metrics": {}})
+    assert sagemaker.list_training_jobs()["TrainingJobSummaries"] == []
+    assert sagemaker.describe_training_job(TrainingJobName="train-1")["TrainingJobStatus"] == "Completed"
+
+    assert control("POST", "sagemaker/list-lag", {"seconds": 0}) == (200, {"seconds": 0})
+    [summary] = sagemaker.list_training_jobs()["TrainingJobSummaries"]
+    assert (summary["TrainingJobName"], summary["TrainingJobStatus"]) == ("train-1", "Completed")
+    for seconds in (-1, "60", None, True):
+        assert control("POST", "sagemaker/list-lag", {"seconds": seconds})[0] == 400
+
+
+def test_list_lag_shows_the_status_a_job_had(sagemaker, control):
+    sagemaker.create_training_job(**training_request("train-1"))
+    time.sleep(1.2)
+    control("POST", "sagemaker/jobs/train-1/complete", {"metrics": {}})
+    control("POST", "sagemaker/list-lag", {"seconds": 0.9})  # after the creation, before the completion
+
+    [summary] = sagemaker.list_training_jobs()["TrainingJobSummaries"]
+    assert (summary["TrainingJobStatus"], summary["SecondaryStatus"]) == ("InProgress", "Starting")
+    assert "TrainingEndTime" not in summary and summary["LastModifiedTime"] == summary["CreationTime"]
+    in_progress = sagemaker.list_training_jobs(StatusEquals="InProgress")["TrainingJobSummaries"]
+    assert [s["TrainingJobName"] for s in in_progress] == ["train-1"]
+    assert sagemaker.describe_training_job(TrainingJobName="train-1")["TrainingJobStatus"] == "Completed"
+
+    time.sleep(1)
+    [summary] = sagemaker.list_training_jobs()["TrainingJobSummaries"]
+    assert summary["TrainingJobStatus"] == "Completed"
+    assert summary["TrainingEndTime"] == sagemaker.describe_training_job(TrainingJobName="train-1")["TrainingEndTime"]
+
+
+def quota_request(name: str, instance_type: str, count: int) -> dict:
+    request = training_request(name)
+    request["ResourceConfig"] = {**request["ResourceConfig"], "InstanceType": instance_type, "InstanceCount": count}
+    return request
+
+
+def test_quotas_answer_resource_limit_exceeded(sagemaker, control):
+    assert control("POST", "sagemaker/quotas", {"ml.m5.xlarge": 0, "ml.g5.xlarge": 2}) == (
+        200,
+        {"quotas": {"ml.m5.xlarge": 0, "ml.g5.xlarge": 2}},
+    )
+    sagemaker.create_training_job(**quota_request("g5-1", "ml.g5.xlarge", 1))
+    with pytest.raises(ClientError) as raised:
+        sagemaker.create_training_job(**quota_request("g5-2", "ml.g5.xlarge", 2))
+    assert error_code(raised) == "ResourceLimitExceeded"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert raised.value.response["Error"]["Message"] == (
+        "The account-level service limit 'ml.g5.xlarge for training job usage' is 2 Instances, "
+        "with current utilization of 1 Instances and a request delta of 2 Instances. "
+        "Please use AWS Service Quotas to request an increase for this quota."
+    )
+    with pytest.raises(ClientError) as raised:
+        sagemaker.create_training_job(**quota_request("m5-1", "ml.m5.xlarge", 1))
+    assert "'ml.m5.xlarge for training job usage' is 0 Instances" in raised.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as raised:
+        sagemaker.describe_training_job(TrainingJobName="g5-2")
+    assert error_code(raised) == "ValidationException"  # not created
+    sagemaker.create_training_job(**quota_request("c5-1", "ml.c5.xlarge", 8))  # no quota for the type
+    _, listing = control("GET", "sagemaker/jobs")
+    assert ([j["name"] for j in listing["jobs"]], listing["create_calls"]) == (["g5-1", "c5-1"], 4)
+
+    # Ended jobs free their instances; a raised quota admits the same name.
+    control("POST", "sagemaker/jobs/g5-1/complete", {"metrics": {}})
+    sagemaker.create_training_job(**quota_request("g5-2", "ml.g5.xlarge", 2))
+    assert control("POST", "sagemaker/quotas", {"ml.m5.xlarge": 1}) == (
+        200,
+        {"quotas": {"ml.m5.xlarge": 1, "ml.g5.xlarge": 2}},
+    )
+    sagemaker.create_training_job(**quota_request("m5-1", "ml.m5.xlarge", 1))
+    assert control("POST", "sagemaker/quotas", {"ml.m5.xlarge": None}) == (200, {"quotas": {"ml.g5.xlarge": 2}})
+    sagemaker.create_training_job(**quota_request("m5-2", "ml.m5.xlarge", 4))
+    for bad in ({"ml.m5.xlarge": -1}, {"ml.m5.xlarge": "2"}, {"ml.m5.xlarge": 1.5}):
+        assert control("POST", "sagemaker/quotas", bad)[0] == 400
+
+
 # --- EventBridge and reset -----------------------------------------------------
 
 
@@ -759,12 +976,72 @@ def test_put_events_are_recorded(client, control):
     assert [e["DetailType"] for e in only_retrain["entries"]] == ["Import Finished"]
 
 
+def event_entry(detail: str, **fields) -> dict:
+    return {"Source": "retrain.sweep", "DetailType": "Trial Finished", "Detail": detail, **fields}
+
+
+def detail_of_size(size: int, filler: str = "a") -> str:
+    """A JSON object string of `size` UTF-8 bytes (`filler` is 1 or 2 bytes)."""
+    wide, narrow = divmod(size - len('{"p":""}'), len(filler.encode()))
+    return '{"p":"' + filler * wide + "a" * narrow + '"}'
+
+
+def test_put_events_total_entry_size_must_be_under_256_kb(client, control):
+    events = client("events")
+    limit = 256 * 1024
+    # Documented size: Time 14 bytes, UTF-8 bytes of Source, DetailType, Detail, each Resource.
+    fixed = 14 + len("retrain.sweep") + len("Trial Finished") + len("arn:aws:sagemaker:us-east-1:1:x")
+    fields = {"Time": 1700000000, "Resources": ["arn:aws:sagemaker:us-east-1:1:x"]}
+    just_under = event_entry(detail_of_size(limit - 1 - fixed, "é"), **fields)
+    assert len(just_under["Detail"].encode()) == limit - 1 - fixed
+    assert events.put_events(Entries=[just_under])["FailedEntryCount"] == 0
+
+    at_limit = event_entry(detail_of_size(limit - fixed), **fields)
+    halves = [event_entry(detail_of_size(limit // 2)), event_entry(detail_of_size(limit // 2))]
+    for entries in ([at_limit], halves):
+        with pytest.raises(ClientError) as raised:
+            events.put_events(Entries=entries)
+        assert error_code(raised) == "ValidationException"
+        message = raised.value.response["Error"]["Message"]
+        assert message == "Total size of the entries in the request is over the limit."
+    _, recorded = control("GET", "events")
+    assert len(recorded["entries"]) == 1  # only the entry under the limit
+
+
+def test_armed_event_failures_fail_single_entries(client, control):
+    events = client("events")
+    assert control("POST", "events/failures", {"count": 1, "code": "ThrottlingException"}) == (200, {"armed": 1})
+    answer = events.put_events(Entries=[event_entry('{"trial": 1}'), event_entry('{"trial": 2}')])
+    assert answer["FailedEntryCount"] == 1
+    failed, accepted = answer["Entries"]
+    assert (failed["ErrorCode"], "EventId" in failed) == ("ThrottlingException", False)
+    assert failed["ErrorMessage"]
+    assert "EventId" in accepted and "ErrorCode" not in accepted
+
+    # Armed failures carry over from one call to the next; the default code is InternalFailure.
+    assert control("POST", "events/failures", {"count": 2, "message": "try later"}) == (200, {"armed": 2})
+    assert events.put_events(Entries=[event_entry('{"trial": 3}')])["Entries"] == [
+        {"ErrorCode": "InternalFailure", "ErrorMessage": "try later"}
+    ]
+    answer = events.put_events(Entries=[event_entry('{"trial": 4}'), event_entry('{"trial": 5}')])
+    assert answer["FailedEntryCount"] == 1 and answer["Entries"][0]["ErrorCode"] == "InternalFailure"
+    assert events.put_events(Entries=[event_entry('{"trial": 6}')])["FailedEntryCount"] == 0
+    _, recorded = control("GET", "events")
+    assert [json.loads(e["Detail"])["trial"] for e in recorded["entries"]] == [2, 5, 6]
+    for bad in ({}, {"count": -1}, {"count": "2"}, {"count": 1, "code": 5}):
+        assert control("POST", "events/failures", bad)[0] == 400
+
+
 @pytest.mark.parametrize("path", ["_retrain/reset", "moto-api/reset"])
 def test_reset_clears_everything(url, fsx, sagemaker, client, control, path):
     file_system_id = create_file_system(fsx)["FileSystemId"]
     create_task(fsx, file_system_id)
     sagemaker.create_training_job(**training_request("train-1"))
     client("events").put_events(Entries=[{"Source": "retrain", "DetailType": "x", "Detail": "{}"}])
+    control("POST", "sagemaker/quotas", {"ml.g5.xlarge": 0})
+    control("POST", "sagemaker/list-lag", {"seconds": 3600})
+    control("POST", "events/failures", {"count": 5})
+    control("POST", "s3/conflicts", {"count": 5})
 
     assert requests.post(f"{url}/{path}", timeout=5).status_code == 200
     assert control("GET", "fsx/tasks")[1] == {"tasks": [], "max_executing_per_file_system": {}}
@@ -777,7 +1054,14 @@ def test_reset_clears_everything(url, fsx, sagemaker, client, control, path):
     }
     assert control("GET", "events")[1] == {"entries": []}
     assert fsx.describe_file_systems()["FileSystems"] == []
-    sagemaker.create_training_job(**training_request("train-1"))  # the name is free again
+    sagemaker.create_training_job(**training_request("train-1"))  # the name is free, the quota gone
+    assert len(sagemaker.list_training_jobs()["TrainingJobSummaries"]) == 1  # no lag
+    assert control("POST", "sagemaker/quotas", {}) == (200, {"quotas": {}})
+    put = client("events").put_events(Entries=[{"Source": "retrain", "DetailType": "x", "Detail": "{}"}])
+    assert put["FailedEntryCount"] == 0  # no failure left armed
+    s3 = client("s3")
+    s3.create_bucket(Bucket="retrain-markers")
+    s3.put_object(Bucket="retrain-markers", Key="run/started", Body=b"1", IfNoneMatch="*")
 
 
 def test_server_stops_cleanly_on_sigint():
@@ -786,6 +1070,111 @@ def test_server_stops_cleanly_on_sigint():
     started = time.monotonic()
     assert stop_emulator(process, signal.SIGINT) == 0
     assert time.monotonic() - started < 5
+
+
+# --- S3 conditional writes and SQS delays ---------------------------------------
+
+
+def race_conditional_writes(s3, key: str, writers: int = 20) -> list[int]:
+    """The HTTP status of each of `writers` concurrent If-None-Match: * puts of `key`."""
+    start = threading.Barrier(writers)
+
+    def put(writer: int) -> int:
+        start.wait()
+        try:
+            s3.put_object(Bucket="retrain-markers", Key=key, Body=str(writer).encode(), IfNoneMatch="*")
+            return 200
+        except ClientError as error:
+            assert error.response["Error"]["Code"] == "PreconditionFailed"
+            return error.response["ResponseMetadata"]["HTTPStatusCode"]
+
+    with ThreadPoolExecutor(max_workers=writers) as pool:
+        statuses = list(pool.map(put, range(writers)))
+    winner = str(statuses.index(200)).encode() if 200 in statuses else None
+    assert s3.get_object(Bucket="retrain-markers", Key=key)["Body"].read() == winner
+    return statuses
+
+
+def test_concurrent_conditional_writes_have_one_winner(client):
+    s3 = client("s3", max_pool_connections=20)
+    s3.create_bucket(Bucket="retrain-markers")
+    assert sorted(race_conditional_writes(s3, "sweeps/7/lock")) == [200] + [412] * 19
+
+
+def test_conditional_write_check_and_write_are_atomic(in_process_url, monkeypatch):
+    from moto.s3.models import S3Backend
+
+    write = S3Backend.put_object
+
+    def slow_write(self, *args, **kwargs):
+        time.sleep(0.05)  # between moto's "key exists?" check and the write
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(S3Backend, "put_object", slow_write)
+    s3 = boto_client(in_process_url, "s3", max_pool_connections=20)
+    s3.create_bucket(Bucket="retrain-markers")
+    assert sorted(race_conditional_writes(s3, "sweeps/7/lock")) == [200] + [412] * 19
+
+
+def test_armed_conflicts_answer_409_without_writing(client, control):
+    s3 = client("s3")
+    s3.create_bucket(Bucket="retrain-markers")
+    assert control("POST", "s3/conflicts", {"count": 2, "key_prefix": "sweeps/"}) == (200, {"armed": 2})
+    s3.put_object(Bucket="retrain-markers", Key="runs/1", Body=b"1", IfNoneMatch="*")  # other prefix
+    s3.put_object(Bucket="retrain-markers", Key="sweeps/plain", Body=b"1")  # not conditional
+    for _ in range(2):
+        with pytest.raises(ClientError) as raised:
+            s3.put_object(Bucket="retrain-markers", Key="sweeps/7/lock", Body=b"1", IfNoneMatch="*")
+        assert (error_code(raised), raised.value.response["ResponseMetadata"]["HTTPStatusCode"]) == (
+            "ConditionalRequestConflict",
+            409,
+        )
+        assert raised.value.response["Error"]["Message"].startswith("A conflicting operation occurred.")
+        with pytest.raises(ClientError) as raised:
+            s3.head_object(Bucket="retrain-markers", Key="sweeps/7/lock")
+        assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404  # nothing written
+    s3.put_object(Bucket="retrain-markers", Key="sweeps/7/lock", Body=b"1", IfNoneMatch="*")
+
+    assert control("POST", "s3/conflicts", {"count": 1}) == (200, {"armed": 1})  # any key
+    with pytest.raises(ClientError) as raised:
+        s3.put_object(Bucket="retrain-markers", Key="runs/2", Body=b"1", IfNoneMatch="*")
+    assert error_code(raised) == "ConditionalRequestConflict"
+    for bad in ({}, {"count": -1}, {"count": 1, "key_prefix": 3}):
+        assert control("POST", "s3/conflicts", bad)[0] == 400
+
+
+def test_release_delayed_makes_delayed_messages_visible(url, client, control):
+    sqs = client("sqs")
+    queue = sqs.create_queue(QueueName="retrain-delayed")["QueueUrl"]
+    sqs.create_queue(QueueName="retrain-empty")
+    sqs.send_message(QueueUrl=queue, MessageBody="in 15 minutes", DelaySeconds=900)
+    sqs.send_message(QueueUrl=queue, MessageBody="now")
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]] == ["now"]
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue)
+
+    status, listing = control("GET", "sqs/queues")
+    assert status == 200
+    delayed, empty = listing["queues"]
+    assert delayed == {
+        "name": "retrain-delayed",
+        "url": queue,
+        "visible": 0,
+        "delayed": 1,
+        "in_flight": 1,
+        "max_receive_count_seen": 1,
+    }
+    assert (empty["name"], empty["visible"], empty["delayed"], empty["max_receive_count_seen"]) == (
+        "retrain-empty",
+        0,
+        0,
+        0,
+    )
+
+    assert control("POST", "sqs/release-delayed") == (200, {"released": 1})
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=queue)["Messages"]] == ["in 15 minutes"]
+    assert control("POST", "sqs/release-delayed") == (200, {"released": 0})
+    assert control("GET", "sqs/queues")[1]["queues"][0]["in_flight"] == 2
+    assert url in queue
 
 
 # --- Unpatched moto behaviour retrain relies on ---------------------------------

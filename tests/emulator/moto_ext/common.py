@@ -3,6 +3,8 @@
 import datetime
 import json
 import secrets
+import threading
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,6 +14,14 @@ from moto.core.exceptions import JsonRESTError
 
 class NotFound(Exception):
     """Marks errors about a resource that does not exist (the control API answers 404)."""
+
+
+class Conflict(Exception):
+    """A control-API request that does not fit the resource's state (answered 409)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
 
 
 class AwsJsonError(JsonRESTError):
@@ -43,18 +53,72 @@ def swap_backend_class(backend_dict: BackendDict, backend_class: type) -> None:
 
 
 def url_module(urls: Any, replaced: type | None = None, response: type | None = None) -> SimpleNamespace:
-    """The URL table of moto module `urls`, with `replaced.dispatch` handlers
-    switched to `response.dispatch`.
+    """The URL table of moto module `urls`, with the handlers bound to
+    `replaced` (its `dispatch`, or S3's `key_dispatch` and the like) switched
+    to the same-named handlers of `response`.
 
     moto finds a backend's URL table by rewriting the backend class's module
     name (`moto.x.models` -> `moto.x.urls`), which fails for subclasses
     defined outside moto, so they hand it over explicitly.
     """
-    paths = {
-        path: response.dispatch if replaced and handler == replaced.dispatch else handler
-        for path, handler in urls.url_paths.items()
-    }
+    paths = {path: swapped_handler(handler, replaced, response) for path, handler in urls.url_paths.items()}
     return SimpleNamespace(url_bases=urls.url_bases, url_paths=paths)
+
+
+def swapped_handler(handler: Any, replaced: type | None, response: type | None) -> Any:
+    if replaced is None or response is None or getattr(handler, "__self__", None) is not replaced:
+        return handler
+    return getattr(response, handler.__name__)
+
+
+# Callbacks that clear emulator-wide settings of the control API (see on_reset).
+_resets: list[Callable[[], None]] = []
+
+
+def on_reset(clear: Callable[[], None]) -> Callable[[], None]:
+    """Registers `clear` to run on every reset.
+
+    Settings such as quotas or armed failures hold for every account and
+    region (a test cannot know which backend the code under test reaches
+    first), so they live next to moto's backends rather than on them, and
+    moto's reset does not see them.
+    """
+    _resets.append(clear)
+    return clear
+
+
+def reset_settings() -> None:
+    for clear in _resets:
+        clear()
+
+
+class ArmedFailures:
+    """The next `count` requests that match get a scripted failure.
+
+    Shared by concurrent server threads, so arming and taking are atomic.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+        self.details: dict[str, Any] = {}
+        on_reset(self.clear)
+
+    def arm(self, count: int, **details: Any) -> int:
+        with self._lock:
+            self.count, self.details = count, details
+            return count
+
+    def take(self, matches: Callable[[dict[str, Any]], bool] = lambda details: True) -> dict[str, Any] | None:
+        """The failure's details if one is armed and `matches` them (using it up), else None."""
+        with self._lock:
+            if self.count <= 0 or not matches(self.details):
+                return None
+            self.count -= 1
+            return dict(self.details)
+
+    def clear(self) -> None:
+        self.arm(0)
 
 
 def random_hex(length: int) -> str:

@@ -20,11 +20,14 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from .common import NotFound
-from .fsx import FINAL_LIFECYCLES
+from . import events, s3, sagemaker, sqs
+from .common import Conflict, NotFound, reset_settings
+from .fsx import CONTROL_LIFECYCLES
 from .sagemaker import PHASES
 
 PREFIX = "/_retrain/"
+# moto's own reset; the settings of this API are cleared on it as well.
+MOTO_RESET = "/moto-api/reset"
 
 ROUTES = Map(
     [
@@ -36,7 +39,13 @@ ROUTES = Map(
         Rule("/_retrain/sagemaker/jobs/<name>/fail", methods=["POST"], endpoint="fail_job"),
         Rule("/_retrain/sagemaker/jobs/<name>/stop", methods=["POST"], endpoint="stop_job"),
         Rule("/_retrain/sagemaker/jobs/<name>/event", methods=["GET"], endpoint="job_event"),
+        Rule("/_retrain/sagemaker/list-lag", methods=["POST"], endpoint="set_list_lag"),
+        Rule("/_retrain/sagemaker/quotas", methods=["POST"], endpoint="set_quotas"),
         Rule("/_retrain/events", methods=["GET"], endpoint="list_events"),
+        Rule("/_retrain/events/failures", methods=["POST"], endpoint="arm_event_failures"),
+        Rule("/_retrain/s3/conflicts", methods=["POST"], endpoint="arm_s3_conflicts"),
+        Rule("/_retrain/sqs/release-delayed", methods=["POST"], endpoint="release_delayed"),
+        Rule("/_retrain/sqs/queues", methods=["GET"], endpoint="list_queues"),
         Rule("/_retrain/reset", methods=["POST"], endpoint="reset"),
     ]
 )
@@ -72,6 +81,24 @@ def body(request: Request) -> dict[str, Any]:
     return payload
 
 
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def count_of(payload: dict[str, Any]) -> int:
+    count = payload.get("count")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise ControlError(400, "count must be a non-negative integer")
+    return count
+
+
+def optional_string(payload: dict[str, Any], key: str) -> str | None:
+    value = payload.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ControlError(400, f"{key} must be a string")
+    return value
+
+
 def fsx_for_task(task_id: str) -> Any:
     return find(fsx_backends, lambda b: task_id in b.tasks, f"task {task_id}")
 
@@ -83,8 +110,8 @@ def sagemaker_for_job(name: str) -> Any:
 def finish_task(request: Request, task_id: str) -> Any:
     payload = body(request)
     lifecycle = payload.get("lifecycle")
-    if lifecycle not in FINAL_LIFECYCLES:
-        raise ControlError(400, f"lifecycle must be one of {', '.join(FINAL_LIFECYCLES)}")
+    if lifecycle not in CONTROL_LIFECYCLES:
+        raise ControlError(400, f"lifecycle must be one of {', '.join(CONTROL_LIFECYCLES)}")
     counts = payload.get("status") or {}
     if not isinstance(counts, dict) or not all(isinstance(n, int) for n in counts.values()):
         raise ControlError(400, "status must map DataRepositoryTaskStatus counters to integers")
@@ -162,6 +189,42 @@ def job_event(request: Request, name: str) -> Any:
     return sagemaker_for_job(name).get_training_job(name).state_change_event()
 
 
+def set_list_lag(request: Request) -> Any:
+    seconds = body(request).get("seconds")
+    if not is_number(seconds) or seconds < 0:
+        raise ControlError(400, "seconds must be a non-negative number")
+    return {"seconds": sagemaker.set_list_lag(seconds)}
+
+
+def set_quotas(request: Request) -> Any:
+    changes = body(request)
+    for instance_type, quota in changes.items():
+        if quota is not None and (not isinstance(quota, int) or isinstance(quota, bool) or quota < 0):
+            raise ControlError(400, f"the quota of {instance_type} must be a non-negative integer or null")
+    return {"quotas": sagemaker.set_quotas(changes)}
+
+
+def arm_event_failures(request: Request) -> Any:
+    payload = body(request)
+    count = count_of(payload)
+    code, message = optional_string(payload, "code"), optional_string(payload, "message")
+    return {"armed": events.arm_failures(count, code, message)}
+
+
+def arm_s3_conflicts(request: Request) -> Any:
+    payload = body(request)
+    count = count_of(payload)
+    return {"armed": s3.arm_conflicts(count, optional_string(payload, "key_prefix") or "")}
+
+
+def release_delayed(request: Request) -> Any:
+    return {"released": sqs.release_delayed()}
+
+
+def list_queues(request: Request) -> Any:
+    return {"queues": sqs.queue_rows(request.host_url)}
+
+
 def list_events(request: Request) -> Any:
     bus = request.args.get("bus")
     entries = [entry for backend in backends(events_backends) for entry in backend.recorded]
@@ -177,8 +240,10 @@ def list_events(request: Request) -> Any:
 
 def reset(request: Request) -> Any:
     # The extensions keep their state on moto's backends, so moto's own reset
-    # (also reachable as POST /moto-api/reset) clears everything.
+    # (also reachable as POST /moto-api/reset) clears it; the settings of
+    # this API (quotas, lags, armed failures) are cleared next to it.
     moto_api_backend.reset()
+    reset_settings()
     return {"reset": True}
 
 
@@ -191,7 +256,13 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "fail_job": fail_job,
     "stop_job": stop_job,
     "job_event": job_event,
+    "set_list_lag": set_list_lag,
+    "set_quotas": set_quotas,
     "list_events": list_events,
+    "arm_event_failures": arm_event_failures,
+    "arm_s3_conflicts": arm_s3_conflicts,
+    "release_delayed": release_delayed,
+    "list_queues": list_queues,
     "reset": reset,
 }
 
@@ -204,6 +275,8 @@ def handle(request: Request) -> tuple[int, Any]:
         return error.status, {"error": str(error)}
     except NotFound as error:
         return 404, {"error": error.message}  # type: ignore[attr-defined]
+    except Conflict as error:
+        return 409, {"error": error.message}
     except (ServiceException, JsonRESTError) as error:
         # The AWS errors left mean a state the request cannot apply to,
         # e.g. ending a job that has ended.
@@ -220,7 +293,10 @@ class ControlApp:
         self.aws_app = aws_app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if not environ.get("PATH_INFO", "").startswith(PREFIX):
+        path = environ.get("PATH_INFO", "")
+        if path == MOTO_RESET and environ.get("REQUEST_METHOD") == "POST":
+            reset_settings()
+        if not path.startswith(PREFIX):
             return self.aws_app(environ, start_response)
         status, payload = handle(Request(environ))
         response = Response(json.dumps(payload), status=status, content_type="application/json")

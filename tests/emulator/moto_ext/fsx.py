@@ -16,10 +16,13 @@ from moto.fsx.models import FileSystem, FSxBackend, fsx_backends
 from moto.fsx.responses import FSxResponse
 
 from . import ec2
-from .common import AwsJsonError, NotFound, random_hex, swap_backend_class, url_module
+from .common import AwsJsonError, Conflict, NotFound, random_hex, swap_backend_class, url_module
 
-ACTIVE_LIFECYCLES = ("PENDING", "EXECUTING")
+# A CANCELING task is still active: it blocks new tasks until it ends CANCELED.
+ACTIVE_LIFECYCLES = ("PENDING", "EXECUTING", "CANCELING")
 FINAL_LIFECYCLES = ("SUCCEEDED", "FAILED", "CANCELED")
+# What the control API can move a task to: an end, or CANCELING as a user's cancel does.
+CONTROL_LIFECYCLES = (*FINAL_LIFECYCLES, "CANCELING")
 TASK_TYPES = (
     "EXPORT_TO_REPOSITORY",
     "IMPORT_METADATA_FROM_REPOSITORY",
@@ -149,14 +152,24 @@ class EmulatedFileSystem(FileSystem):
         return description
 
 
-def import_path_error(path: str, repository: str | None) -> str | None:
-    """Why FSx would fail an import of `path`, or None if it is importable."""
-    match = S3_URI_PATTERN.match(path)
-    if not match:
+def s3_path_inside(path: str, repository: str) -> bool:
+    """Whether `path` is `repository` or below it. The repository's prefix is
+    a folder: s3://b/data covers s3://b/data/x, not s3://b/database."""
+    path, repository = path.rstrip("/"), repository.rstrip("/")
+    return path == repository or path.startswith(repository + "/")
+
+
+def import_path_error(path: str, repositories: list[str]) -> str | None:
+    """Why FSx would fail an import of `path` from the file system's linked
+    data repositories (its ImportPath, or its associations' paths), or None
+    if it is importable."""
+    if not S3_URI_PATTERN.match(path):
         return f"The path {path} is not a valid Amazon S3 URI (expected s3://bucket[/prefix])."
-    linked = S3_URI_PATTERN.match(repository or "")
-    if linked and linked.group(1) != match.group(1):
-        return f"The path {path} is not within the data repository {repository} linked to the file system."
+    if not repositories:
+        return f"The path {path} cannot be imported: no data repository is linked to the file system."
+    if not any(s3_path_inside(path, repository) for repository in repositories):
+        linked = ", ".join(repositories)
+        return f"The path {path} is not within the data repository {linked} linked to the file system."
     return None
 
 
@@ -191,10 +204,12 @@ class DataRepositoryTask:
     """One data repository task. It is PENDING when created and advances on
     the first DescribeDataRepositoryTasks that returns it: to EXECUTING, or to
     FAILED when its paths cannot be imported (the real service also accepts
-    such a task and fails it afterwards). Only the control API or
-    CancelDataRepositoryTask end an EXECUTING task."""
+    such a task and fails it afterwards). Only the control API ends an
+    EXECUTING task; CancelDataRepositoryTask makes it CANCELING, still
+    active, until the control API ends it CANCELED, as the service takes a
+    while to stop a task."""
 
-    def __init__(self, file_system: EmulatedFileSystem, request: dict[str, Any]):
+    def __init__(self, file_system: EmulatedFileSystem, request: dict[str, Any], repositories: list[str]):
         self.task_id = f"task-{random_hex(17)}"
         self.file_system_id = file_system.file_system_id
         arn_prefix = file_system.resource_arn.rsplit(":", 1)[0]  # arn:aws:fsx:REGION:ACCOUNT
@@ -207,12 +222,12 @@ class DataRepositoryTask:
         self.failure_message: str | None = None
         self.counts = {"TotalCount": 0, "SucceededCount": 0, "FailedCount": 0}
         self.last_updated_time = self.creation_time
-        self.doomed_by = self._path_error(file_system)
+        self.doomed_by = self._path_error(repositories)
 
-    def _path_error(self, file_system: EmulatedFileSystem) -> str | None:
+    def _path_error(self, repositories: list[str]) -> str | None:
         if self.parameters["Type"] != "IMPORT_METADATA_FROM_REPOSITORY":
             return None
-        errors = (import_path_error(path, file_system.import_path) for path in self.parameters["Paths"])
+        errors = (import_path_error(path, repositories) for path in self.parameters["Paths"])
         return next((error for error in errors if error), None)
 
     @property
@@ -230,6 +245,10 @@ class DataRepositoryTask:
         else:
             self.start_time = self.last_updated_time = time.time()
             self.lifecycle = "EXECUTING"
+
+    def cancel(self) -> None:
+        self.last_updated_time = time.time()
+        self.lifecycle = "CANCELING"
 
     def finish(self, lifecycle: str, message: str | None = None, counts: dict[str, int] | None = None) -> None:
         now = time.time()
@@ -463,7 +482,7 @@ class EmulatedFSxBackend(FSxBackend):
             if original:
                 return original
             self._check_can_start(file_system)
-            task = DataRepositoryTask(file_system, request)
+            task = DataRepositoryTask(file_system, request, self.linked_repositories(file_system))
             self.tasks[task.task_id] = task
             if request.get("ClientRequestToken"):
                 self.tokens[(task.file_system_id, request["ClientRequestToken"])] = task
@@ -492,6 +511,17 @@ class EmulatedFSxBackend(FSxBackend):
                 f"Data repository task {active[0].task_id} is already {active[0].lifecycle} "
                 f"on file system {file_system.file_system_id}.",
             )
+
+    def linked_repositories(self, file_system: EmulatedFileSystem) -> list[str]:
+        """The S3 paths imports may come from: the legacy ImportPath, else
+        the paths of the file system's data repository associations."""
+        if file_system.import_path:
+            return [file_system.import_path]
+        return [
+            association.request["DataRepositoryPath"]
+            for association in self.associations.values()
+            if association.file_system_id == file_system.file_system_id
+        ]
 
     def active_tasks(self, file_system_id: str) -> list[DataRepositoryTask]:
         return [t for t in self.tasks.values() if t.file_system_id == file_system_id and t.active]
@@ -523,18 +553,33 @@ class EmulatedFSxBackend(FSxBackend):
         return self.tasks[task_id]
 
     def cancel_data_repository_task(self, task_id: str) -> DataRepositoryTask:
-        return self.end_task(task_id, "CANCELED")
+        """Makes the task CANCELING (cancelling a CANCELING task again changes nothing)."""
+        with self.lock:
+            task = self._active_task(task_id)
+            if task.lifecycle != "CANCELING":
+                task.cancel()
+            return task
 
     def end_task(
         self, task_id: str, lifecycle: str, message: str | None = None, counts: dict[str, int] | None = None
     ) -> DataRepositoryTask:
-        """Ends a task as the service would once its work is done (or canceled)."""
+        """Ends a task as the service would once its work is done (or its
+        cancellation), or makes it CANCELING as a user's cancel would."""
         with self.lock:
-            task = self.get_task(task_id)
-            if not task.active:
-                raise AwsJsonError("DataRepositoryTaskEnded", f"Data repository task {task_id} has already ended.")
-            task.finish(lifecycle, message, counts)
+            task = self._active_task(task_id)
+            if task.lifecycle == "CANCELING" and lifecycle != "CANCELED":
+                raise Conflict(f"Data repository task {task_id} is CANCELING; it can only end CANCELED.")
+            if lifecycle == "CANCELING":
+                task.cancel()
+            else:
+                task.finish(lifecycle, message, counts)
             return task
+
+    def _active_task(self, task_id: str) -> DataRepositoryTask:
+        task = self.get_task(task_id)
+        if not task.active:
+            raise AwsJsonError("DataRepositoryTaskEnded", f"Data repository task {task_id} has already ended.")
+        return task
 
 
 class RetrainFSxResponse(FSxResponse):
@@ -574,8 +619,7 @@ class RetrainFSxResponse(FSxResponse):
 
     def cancel_data_repository_task(self) -> str:
         task = self.fsx_backend.cancel_data_repository_task(json.loads(self.body or "{}").get("TaskId", ""))
-        # The service answers CANCELING and reports CANCELED once the task has stopped.
-        return json.dumps({"TaskId": task.task_id, "Lifecycle": "CANCELING"})
+        return json.dumps({"TaskId": task.task_id, "Lifecycle": task.lifecycle})
 
 
 def install() -> None:

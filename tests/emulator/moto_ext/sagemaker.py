@@ -6,6 +6,10 @@ AlgorithmSpecification, drops request fields such as Environment, ignores
 SortBy/SortOrder in ListTrainingJobs and has no StopTrainingJob. Here a job
 keeps its request as sent and stays InProgress until StopTrainingJob or the
 control API ends it.
+
+The control API can also make the service stricter, as it is on AWS:
+per-instance-type quotas (ResourceLimitExceeded) and a ListTrainingJobs that
+lags behind DescribeTrainingJob (the list is eventually consistent).
 """
 
 import copy
@@ -25,7 +29,7 @@ from moto.sagemaker.exceptions import AWSValidationException, ResourceInUseExcep
 from moto.sagemaker.models import FakeTrainingJob, SageMakerModelBackend, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 
-from .common import NotFound, iso8601, swap_backend_class, url_module, utc_now
+from .common import AwsJsonError, NotFound, iso8601, on_reset, swap_backend_class, url_module, utc_now
 
 _MODEL = botocore.session.get_session().get_service_model("sagemaker")
 DESCRIBE_MEMBERS = frozenset(_MODEL.operation_model("DescribeTrainingJob").output_shape.members)
@@ -65,6 +69,50 @@ LIST_SORT_KEYS = {
     "Status": lambda job: job.training_job_status,
 }
 SORT_ORDERS = ("Ascending", "Descending")
+# The job attributes a ListTrainingJobs summary shows that change over a job's life.
+SUMMARY_STATE = ("training_job_status", "secondary_status", "last_modified_time", "training_end_time", "warm_pool")
+
+
+class ServiceSettings:
+    """Settings of the control API. They hold for every account and region
+    (a test cannot know which backend the code under test reaches first)."""
+
+    def __init__(self) -> None:
+        self.clear()
+        on_reset(self.clear)
+
+    def clear(self) -> None:
+        # Instances per instance type that InProgress jobs may use together.
+        self.quotas: dict[str, int] = {}
+        # How far ListTrainingJobs lags behind the jobs' real state.
+        self.list_lag = datetime.timedelta(0)
+
+
+SETTINGS = ServiceSettings()
+
+
+def set_quotas(changes: dict[str, int | None]) -> dict[str, int]:
+    """Sets (None: removes) per-instance-type quotas; the quotas now in force."""
+    for instance_type, quota in changes.items():
+        if quota is None:
+            SETTINGS.quotas.pop(instance_type, None)
+        else:
+            SETTINGS.quotas[instance_type] = quota
+    return dict(SETTINGS.quotas)
+
+
+def set_list_lag(seconds: float) -> float:
+    SETTINGS.list_lag = datetime.timedelta(seconds=seconds)
+    return seconds
+
+
+def resource_limit_exceeded(instance_type: str, quota: int, in_use: int, delta: int) -> AwsJsonError:
+    return AwsJsonError(
+        "ResourceLimitExceeded",
+        f"The account-level service limit '{instance_type} for training job usage' is {quota} Instances, "
+        f"with current utilization of {in_use} Instances and a request delta of {delta} Instances. "
+        "Please use AWS Service Quotas to request an increase for this quota.",
+    )
 
 
 class TrainingJobNotFound(ValidationError, NotFound):
@@ -125,10 +173,36 @@ class EmulatedTrainingJob(FakeTrainingJob):
         self.failure_reason: str | None = None
         self.billable_seconds: int | None = None
         self.warm_pool: dict[str, Any] | None = None
+        # (moment, summary state) after every change, for the lagging ListTrainingJobs.
+        self.history: list[tuple[datetime.datetime, dict[str, Any]]] = []
+        self._remember(self.creation_time)
+
+    def _remember(self, moment: datetime.datetime) -> None:
+        state = {name: copy.deepcopy(getattr(self, name)) for name in SUMMARY_STATE}
+        self.history.append((moment, state))
+
+    def as_of(self, moment: datetime.datetime) -> "EmulatedTrainingJob | None":
+        """The job as it was at `moment` (None if it did not exist yet), for
+        the summary and filters of ListTrainingJobs only."""
+        states = [state for changed, state in self.history if changed <= moment]
+        if not states:
+            return None
+        past = copy.copy(self)
+        for name, value in states[-1].items():
+            setattr(past, name, value)
+        return past
 
     @property
     def in_progress(self) -> bool:
         return self.training_job_status == "InProgress"
+
+    @property
+    def instance_type(self) -> str | None:
+        return (self.request.get("ResourceConfig") or {}).get("InstanceType")
+
+    @property
+    def instance_count(self) -> int:
+        return int((self.request.get("ResourceConfig") or {}).get("InstanceCount") or 0)
 
     @property
     def tag_map(self) -> dict[str, str]:
@@ -184,6 +258,7 @@ class EmulatedTrainingJob(FakeTrainingJob):
         if self.keeps_warm_pool:
             retained = "Available" if status == "Completed" else "Terminated"
             self.warm_pool = {"Status": retained, "ResourceRetainedBillableTimeInSeconds": 0}
+        self._remember(now)
 
     def lend_warm_pool_to(self, borrower: "EmulatedTrainingJob") -> None:
         # The pool was billed while it waited for the borrower.
@@ -193,6 +268,7 @@ class EmulatedTrainingJob(FakeTrainingJob):
             "ResourceRetainedBillableTimeInSeconds": max(0, round(idle)),
             "ReusedByJob": borrower.training_job_name,
         }
+        self._remember(utc_now())
 
     @property
     def response_object(self) -> dict[str, Any]:  # type: ignore[override]
@@ -273,9 +349,21 @@ class EmulatedSageMakerBackend(SageMakerModelBackend):
                     f"and a training job with this name already exists ({existing.arn})"
                 )
             job = EmulatedTrainingJob(self.account_id, self.region_name, request, len(self.training_jobs) + 1)
+            self._check_quota(job)
             self.training_jobs[job.training_job_name] = job
             self._observe_concurrency()
             return job
+
+    def _check_quota(self, job: EmulatedTrainingJob) -> None:
+        """ResourceLimitExceeded when the InProgress jobs of the job's instance
+        type and the job itself would use more instances than the quota."""
+        quota = SETTINGS.quotas.get(job.instance_type or "")
+        if quota is None:
+            return
+        running = (other for other in self.training_jobs.values() if other.in_progress)
+        in_use = sum(other.instance_count for other in running if other.instance_type == job.instance_type)
+        if in_use + job.instance_count > quota:
+            raise resource_limit_exceeded(job.instance_type or "", quota, in_use, job.instance_count)
 
     def _observe_concurrency(self) -> None:
         running = [job for job in self.training_jobs.values() if job.in_progress]
@@ -326,10 +414,18 @@ class EmulatedSageMakerBackend(SageMakerModelBackend):
                 job.lend_warm_pool_to(borrower)
                 return
 
+    def listed_jobs(self) -> list[EmulatedTrainingJob]:
+        """The jobs as ListTrainingJobs sees them: with a list lag, as they
+        were that long ago, without the jobs created since."""
+        if not SETTINGS.list_lag:
+            return list(self.training_jobs.values())
+        moment = utc_now() - SETTINGS.list_lag
+        return [past for job in self.training_jobs.values() if (past := job.as_of(moment)) is not None]
+
     def query_training_jobs(self, query: dict[str, Any]) -> dict[str, Any]:
         """ListTrainingJobs. As documented, StatusEquals filters each page
         after MaxResults jobs were picked, so a page may come back short."""
-        jobs = [job for job in self.training_jobs.values() if matches_query(job, query)]
+        jobs = [job for job in self.listed_jobs() if matches_query(job, query)]
         jobs.sort(key=LIST_SORT_KEYS[query["SortBy"]], reverse=query["SortOrder"] == "Descending")
         start = int(query["NextToken"] or 0)
         end = start + query["MaxResults"]

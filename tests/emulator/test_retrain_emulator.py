@@ -661,6 +661,38 @@ def test_security_group_rules(ec2):
     ]
 
 
+def test_subnet_ipv6_cidr_blocks_report_their_state(ec2):
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16", AmazonProvidedIpv6CidrBlock=True)["Vpc"]
+    block = vpc["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"].replace("::/56", "::/64")
+    created = ec2.create_subnet(VpcId=vpc["VpcId"], CidrBlock="10.0.1.0/24", Ipv6CidrBlock=block)["Subnet"]
+    described = ec2.describe_subnets(SubnetIds=[created["SubnetId"]])["Subnets"][0]
+    for subnet in (created, described):
+        (association,) = subnet["Ipv6CidrBlockAssociationSet"]
+        assert association["Ipv6CidrBlock"] == block
+        assert association["Ipv6CidrBlockState"] == {"State": "associated"}
+
+
+def test_security_group_rules_to_ipv6_ranges_and_prefix_lists(ec2):
+    vpc, _ = create_network(ec2)
+    client_sg = create_group(ec2, vpc, "clients")
+    entries = [{"Cidr": "10.0.0.0/16", "Description": "the VPC"}]
+    prefix_list = ec2.create_managed_prefix_list(
+        PrefixListName="vpc", AddressFamily="IPv4", MaxEntries=5, Entries=entries
+    )["PrefixList"]["PrefixListId"]
+    ec2.authorize_security_group_egress(
+        GroupId=client_sg,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 988, "ToPort": 988, "PrefixListIds": [{"PrefixListId": prefix_list}]},
+            {"IpProtocol": "tcp", "FromPort": 1018, "ToPort": 1023, "Ipv6Ranges": [{"CidrIpv6": "::/0"}]},
+        ],
+    )
+    egress = ec2.describe_security_groups(GroupIds=[client_sg])["SecurityGroups"][0]["IpPermissionsEgress"]
+    by_port = {rule.get("FromPort"): rule for rule in egress}
+    assert by_port[988]["PrefixListIds"] == [{"PrefixListId": prefix_list}]
+    assert by_port[1018]["Ipv6Ranges"] == [{"CidrIpv6": "::/0"}]
+    assert ec2.get_managed_prefix_list_entries(PrefixListId=prefix_list)["Entries"] == entries
+
+
 # --- SageMaker -----------------------------------------------------------------
 
 

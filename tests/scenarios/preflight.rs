@@ -37,6 +37,27 @@ async fn a_correct_setup_passes_and_launches() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_rules_to_the_vpc_cidr_instead_of_anywhere_pass_and_launch() {
+    let mut world = World::start().await;
+    let sg = world.ids.security_group.clone();
+    let egress = world.boto3(&format!(
+        "ec2 = client('ec2')\nec2.revoke_security_group_egress(GroupId='{sg}', IpPermissions=[{{'IpProtocol': '-1', 'IpRanges': [{{'CidrIp': '0.0.0.0/0'}}]}}])\nec2.authorize_security_group_egress(GroupId='{sg}', IpPermissions=[{{'IpProtocol': 'tcp', 'FromPort': 988, 'ToPort': 988, 'IpRanges': [{{'CidrIp': '10.0.0.0/16'}}]}}, {{'IpProtocol': 'tcp', 'FromPort': 1018, 'ToPort': 1023, 'IpRanges': [{{'CidrIp': '10.0.0.0/16'}}]}}])\negress = ec2.describe_security_groups(GroupIds=['{sg}'])['SecurityGroups'][0]['IpPermissionsEgress']\nprint(json.dumps(egress))"
+    ));
+    // Nothing open to anywhere is left: the rules to the VPC's CIDR must carry it.
+    let cidrs: Vec<&Value> = egress
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["IpRanges"].as_array().into_iter().flatten())
+        .collect();
+    assert_eq!(cidrs.len(), 2, "{egress}");
+    assert!(cidrs.iter().all(|c| c["CidrIp"] == "10.0.0.0/16"), "{egress}");
+    let blocked = start(&mut world, "churn").await;
+    assert!(blocked.is_empty(), "{}", problems(&blocked));
+    assert_eq!(launched(&world), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subnet_outside_the_lustre_zone_blocks_the_sweep() {
     let mut world = World::start().await;
     let vpc = world.ids.vpc.clone();

@@ -4,8 +4,10 @@
 
 use crate::config::{FileSystemKind, Pipeline};
 use crate::s3_uri::S3Uri;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 /// TCP ports FSx for Lustre clients use: 988, and 1018-1023.
 pub const LUSTRE_PORTS: &[(u16, u16)] = &[(988, 988), (1018, 1023)];
@@ -26,6 +28,21 @@ pub struct LustreFacts {
     pub data_repository_paths: Vec<String>,
     /// Security groups of its network interfaces.
     pub security_groups: Vec<String>,
+    /// Its network interfaces (`NetworkInterfaceIds`), with their addresses.
+    #[serde(default)]
+    pub interfaces: Vec<InterfaceFacts>,
+    /// IPv4 and IPv6 CIDRs of its subnet: where its interfaces are when
+    /// their addresses are unknown.
+    #[serde(default)]
+    pub subnet_cidrs: Vec<String>,
+}
+
+/// A network interface as DescribeNetworkInterfaces shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InterfaceFacts {
+    pub id: String,
+    /// Private IPv4 and IPv6 addresses.
+    pub addresses: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -34,6 +51,12 @@ pub struct MountTargetFacts {
     pub subnet_id: String,
     pub availability_zone: String,
     pub security_groups: Vec<String>,
+    /// `IpAddress` and `Ipv6Address`, where set.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// IPv4 and IPv6 CIDRs of its subnet, described only when its addresses are unknown.
+    #[serde(default)]
+    pub subnet_cidrs: Vec<String>,
 }
 
 /// An EFS file system and its mount targets.
@@ -56,6 +79,9 @@ pub struct SubnetFacts {
     pub vpc_id: String,
     pub availability_zone: String,
     pub cidr: String,
+    /// Its associated IPv6 CIDR blocks.
+    #[serde(default)]
+    pub ipv6_cidrs: Vec<String>,
 }
 
 /// One rule of a security group (`IpPermissions` / `IpPermissionsEgress`).
@@ -65,7 +91,15 @@ pub struct Permission {
     pub protocol: String,
     pub from_port: Option<i32>,
     pub to_port: Option<i32>,
+    /// `IpRanges`.
     pub cidrs: Vec<String>,
+    /// `Ipv6Ranges`.
+    #[serde(default)]
+    pub ipv6_cidrs: Vec<String>,
+    /// `PrefixListIds`: managed prefix lists, whose entries are in [`Facts::prefix_lists`].
+    #[serde(default)]
+    pub prefix_lists: Vec<String>,
+    /// `UserIdGroupPairs`.
     pub groups: Vec<String>,
 }
 
@@ -83,6 +117,10 @@ pub struct Facts {
     pub file_system: FileSystemFacts,
     pub subnets: BTreeMap<String, Option<SubnetFacts>>,
     pub security_groups: BTreeMap<String, Option<SecurityGroupFacts>>,
+    /// The CIDRs of each managed prefix list that the checked rules name
+    /// (GetManagedPrefixListEntries).
+    #[serde(default)]
+    pub prefix_lists: BTreeMap<String, Option<Vec<String>>>,
 }
 
 /// The result of one check.
@@ -130,7 +168,7 @@ pub fn check(pipeline: &Pipeline, facts: &Facts) -> Vec<Finding> {
         findings: Vec::new(),
     };
     let fs = &pipeline.file_system;
-    let (vpc, peer_groups) = match (&facts.file_system, fs.kind) {
+    let (vpc, file_system) = match (&facts.file_system, fs.kind) {
         (FileSystemFacts::Missing, _) => {
             r.add(
                 "file system exists",
@@ -143,13 +181,13 @@ pub fn check(pipeline: &Pipeline, facts: &Facts) -> Vec<Finding> {
         }
         (FileSystemFacts::Lustre(l), FileSystemKind::FsxLustre) => {
             lustre(&mut r, pipeline, l, facts);
-            (l.vpc_id.clone(), l.security_groups.clone())
+            (l.vpc_id.clone(), Peer::new(l.security_groups.clone(), lustre_endpoints(l)))
         }
         (FileSystemFacts::Efs(e), FileSystemKind::Efs) => {
             efs(&mut r, pipeline, e, facts);
             let groups = e.mount_targets.iter().flat_map(|m| m.security_groups.iter().cloned()).collect();
             let vpc = first_vpc(pipeline, facts);
-            (vpc, groups)
+            (vpc, Peer::new(groups, efs_endpoints(pipeline, e, facts)))
         }
         (FileSystemFacts::Lustre(_), FileSystemKind::Efs) | (FileSystemFacts::Efs(_), FileSystemKind::FsxLustre) => {
             r.add(
@@ -173,7 +211,7 @@ pub fn check(pipeline: &Pipeline, facts: &Facts) -> Vec<Finding> {
     } else {
         "NFS (TCP 2049)"
     };
-    traffic(&mut r, pipeline, facts, &peer_groups, ports, service);
+    traffic(&mut r, pipeline, facts, &file_system, ports, service);
     r.findings
 }
 
@@ -364,15 +402,133 @@ fn network(r: &mut Report, p: &Pipeline, facts: &Facts, vpc: Option<&str>) {
     }
 }
 
-fn traffic(r: &mut Report, p: &Pipeline, facts: &Facts, fs_groups: &[String], ports: &[(u16, u16)], service: &str) {
-    let job_groups = &p.vpc.security_groups;
-    let job_cidrs: Vec<String> = p
+/// One place traffic must reach (a network interface, a mount target) or
+/// come from (a job subnet), by its IPv4 and IPv6 addresses or CIDRs: a rule
+/// covers it when one of them lies inside the rule's CIDR or one of its
+/// prefix list's entries. `networks` is `0.0.0.0/0` and `::/0` when nothing
+/// about it is known, so that only rules open to anywhere cover it.
+struct Endpoint {
+    networks: Vec<IpNet>,
+    known: bool,
+}
+
+impl Endpoint {
+    /// The networks among `items` (CIDRs or plain addresses); `None` when none parses.
+    fn of(items: &[String]) -> Option<Endpoint> {
+        let networks: Vec<IpNet> = items.iter().filter_map(|i| parse_net(i)).collect();
+        (!networks.is_empty()).then_some(Endpoint { networks, known: true })
+    }
+
+    fn unknown() -> Endpoint {
+        Endpoint {
+            networks: vec![IpNet::V4(Ipv4Net::default()), IpNet::V6(Ipv6Net::default())],
+            known: false,
+        }
+    }
+
+    /// `10.0.1.4`, or `10.0.1.4 or 2600:1f18::4` for a dual-stack one.
+    fn label(&self) -> String {
+        let show = |n: &IpNet| {
+            if n.prefix_len() == n.max_prefix_len() {
+                n.addr().to_string()
+            } else {
+                n.to_string()
+            }
+        };
+        self.networks.iter().map(show).collect::<Vec<_>>().join(" or ")
+    }
+}
+
+/// The other side of the traffic a group's rules must let through: its
+/// security groups, and where it is.
+struct Peer {
+    groups: Vec<String>,
+    /// Never empty: every one of them must be reachable.
+    endpoints: Vec<Endpoint>,
+}
+
+impl Peer {
+    fn new(groups: Vec<String>, mut endpoints: Vec<Endpoint>) -> Peer {
+        if endpoints.is_empty() {
+            endpoints.push(Endpoint::unknown());
+        }
+        Peer { groups, endpoints }
+    }
+
+    /// The known addresses or CIDRs, for messages: `10.0.1.4, 10.0.1.5`.
+    fn addresses(&self) -> Option<String> {
+        let known: Vec<String> = self.endpoints.iter().filter(|e| e.known).map(Endpoint::label).collect();
+        (!known.is_empty()).then(|| known.join(", "))
+    }
+
+    /// `sg-1, sg-2 or 10.0.1.4, 10.0.1.5`.
+    fn describe(&self) -> String {
+        match self.addresses() {
+            Some(a) if self.groups.is_empty() => a,
+            Some(a) => format!("{} or {a}", self.groups.join(", ")),
+            None => self.groups.join(", "),
+        }
+    }
+
+    /// `sg-1 (or a CIDR or prefix list containing 10.0.1.4, 10.0.1.5)`.
+    fn suggest(&self, fallback: &str) -> String {
+        let group = self.groups.first().map(String::as_str).unwrap_or(fallback);
+        match self.addresses() {
+            Some(a) => format!("{group} (or a CIDR or prefix list containing {a})"),
+            None => group.to_owned(),
+        }
+    }
+}
+
+/// The file system's network interfaces, each where its addresses say or,
+/// when DescribeNetworkInterfaces gave none, anywhere in its subnet.
+fn lustre_endpoints(l: &LustreFacts) -> Vec<Endpoint> {
+    let in_subnet = || Endpoint::of(&l.subnet_cidrs).unwrap_or_else(Endpoint::unknown);
+    if l.interfaces.is_empty() {
+        return vec![in_subnet()];
+    }
+    l.interfaces
+        .iter()
+        .map(|i| Endpoint::of(&i.addresses).unwrap_or_else(in_subnet))
+        .collect()
+}
+
+/// The mount targets the job's subnets use (the one in each subnet's zone),
+/// each at its address or, when unknown, anywhere in its subnet.
+fn efs_endpoints(p: &Pipeline, e: &EfsFacts, facts: &Facts) -> Vec<Endpoint> {
+    let zones: Vec<String> = p
         .vpc
         .subnets
         .iter()
         .filter_map(|s| facts.subnets.get(s).cloned().flatten())
-        .map(|s| s.cidr)
+        .map(|s| s.availability_zone)
         .collect();
+    e.mount_targets
+        .iter()
+        .filter(|m| zones.contains(&m.availability_zone))
+        .map(|m| {
+            Endpoint::of(&m.addresses)
+                .or_else(|| Endpoint::of(&m.subnet_cidrs))
+                .unwrap_or_else(Endpoint::unknown)
+        })
+        .collect()
+}
+
+fn traffic(r: &mut Report, p: &Pipeline, facts: &Facts, file_system: &Peer, ports: &[(u16, u16)], service: &str) {
+    let fs_groups = &file_system.groups;
+    let job = Peer::new(
+        p.vpc.security_groups.clone(),
+        p.vpc
+            .subnets
+            .iter()
+            .filter_map(|s| facts.subnets.get(s).cloned().flatten())
+            .map(|s| {
+                let cidrs: Vec<String> = std::iter::once(s.cidr).chain(s.ipv6_cidrs).collect();
+                Endpoint::of(&cidrs).unwrap_or_else(Endpoint::unknown)
+            })
+            .collect(),
+    );
+    let job_groups = &job.groups;
     let id = &p.file_system.id;
     if fs_groups.is_empty() {
         r.add(
@@ -384,14 +540,18 @@ fn traffic(r: &mut Report, p: &Pipeline, facts: &Facts, fs_groups: &[String], po
         );
         return;
     }
-    // Inbound on the file system's side, from the job's groups or subnets.
-    let inbound_ok = fs_groups.iter().any(|g| {
-        facts.security_groups.get(g).cloned().flatten().is_some_and(|sg| {
-            ports
-                .iter()
-                .all(|&(from, to)| allows(&sg.ingress, from, to, job_groups, &job_cidrs))
+    // Whether one of `groups` lets every port range through to/from `peer`.
+    let lets_through = |groups: &[String], rules: fn(&SecurityGroupFacts) -> &[Permission], peer: &Peer| {
+        groups.iter().any(|g| {
+            facts.security_groups.get(g).and_then(Option::as_ref).is_some_and(|sg| {
+                ports
+                    .iter()
+                    .all(|&(from, to)| allows(rules(sg), from, to, peer, &facts.prefix_lists))
+            })
         })
-    });
+    };
+    // Inbound on the file system's side, from the job's groups or subnets.
+    let inbound_ok = lets_through(fs_groups, |sg| sg.ingress.as_slice(), &job);
     r.add(
         "inbound traffic to file system",
         &fs_groups.join(","),
@@ -402,24 +562,17 @@ fn traffic(r: &mut Report, p: &Pipeline, facts: &Facts, fs_groups: &[String], po
             format!(
                 "{} do(es) not allow {service} inbound from {}",
                 fs_groups.join(", "),
-                job_groups.join(", ")
+                job.describe()
             )
         },
         format!(
             "add inbound rules for {service} to {} with source {}",
             fs_groups.first().map(String::as_str).unwrap_or("the file system's group"),
-            job_groups.first().map(String::as_str).unwrap_or("the job's group")
+            job.suggest("the job's group")
         ),
     );
-    // Outbound on the job's side, to the file system's groups (or anywhere).
-    let outbound_ok = job_groups.iter().any(|g| {
-        facts
-            .security_groups
-            .get(g)
-            .cloned()
-            .flatten()
-            .is_some_and(|sg| ports.iter().all(|&(from, to)| allows(&sg.egress, from, to, fs_groups, &[])))
-    });
+    // Outbound on the job's side, to the file system's groups or addresses.
+    let outbound_ok = lets_through(job_groups, |sg| sg.egress.as_slice(), file_system);
     r.add(
         "outbound traffic from training job",
         &job_groups.join(","),
@@ -430,50 +583,54 @@ fn traffic(r: &mut Report, p: &Pipeline, facts: &Facts, fs_groups: &[String], po
             format!(
                 "{} do(es) not allow {service} outbound to {}",
                 job_groups.join(", "),
-                fs_groups.join(", ")
+                file_system.describe()
             )
         },
         format!(
             "add outbound rules for {service} to {} with destination {}",
             job_groups.first().map(String::as_str).unwrap_or("the job's group"),
-            fs_groups.first().map(String::as_str).unwrap_or("the file system's group")
+            file_system.suggest("the file system's group")
         ),
     );
 }
 
-/// Whether some rule lets TCP `from..=to` through to/from `peers` (groups) or `cidrs`.
-fn allows(rules: &[Permission], from: u16, to: u16, peers: &[String], cidrs: &[String]) -> bool {
-    rules.iter().any(|rule| {
-        let protocol_ok = matches!(rule.protocol.as_str(), "-1" | "tcp" | "6");
-        let all_ports = rule.protocol == "-1" || rule.from_port.is_none();
-        let ports_ok = all_ports || (rule.from_port.unwrap_or(0) <= i32::from(from) && rule.to_port.unwrap_or(65535) >= i32::from(to));
-        let peer_ok = rule.groups.iter().any(|g| peers.contains(g))
-            || rule
-                .cidrs
+/// Whether `rules` let TCP `from..=to` through to/from `peer`: one of them
+/// names a group of the peer, or each of the peer's endpoints lies inside a
+/// CIDR (IPv4 or IPv6) or prefix list entry of one of them.
+fn allows(rules: &[Permission], from: u16, to: u16, peer: &Peer, prefix_lists: &BTreeMap<String, Option<Vec<String>>>) -> bool {
+    let open: Vec<&Permission> = rules
+        .iter()
+        .filter(|rule| {
+            let protocol_ok = matches!(rule.protocol.as_str(), "-1" | "tcp" | "6");
+            let all_ports = rule.protocol == "-1" || rule.from_port.is_none();
+            let ports_ok = all_ports || (rule.from_port.unwrap_or(0) <= i32::from(from) && rule.to_port.unwrap_or(65535) >= i32::from(to));
+            protocol_ok && ports_ok
+        })
+        .collect();
+    if open.iter().any(|rule| rule.groups.iter().any(|g| peer.groups.contains(g))) {
+        return true;
+    }
+    let networks: Vec<IpNet> = open
+        .iter()
+        .flat_map(|rule| {
+            let listed = rule
+                .prefix_lists
                 .iter()
-                .any(|c| c == "0.0.0.0/0" || cidrs.iter().any(|inner| cidr_contains(c, inner)));
-        protocol_ok && ports_ok && peer_ok
-    })
+                .filter_map(|id| prefix_lists.get(id).cloned().flatten())
+                .flatten();
+            rule.cidrs.iter().chain(&rule.ipv6_cidrs).cloned().chain(listed).collect::<Vec<_>>()
+        })
+        .filter_map(|c| parse_net(&c))
+        .collect();
+    peer.endpoints
+        .iter()
+        .all(|e| e.networks.iter().any(|n| networks.iter().any(|outer| outer.contains(n))))
 }
 
-/// Whether IPv4 CIDR `outer` contains `inner`.
-fn cidr_contains(outer: &str, inner: &str) -> bool {
-    let parse = |c: &str| -> Option<(u32, u32)> {
-        let (ip, len) = c.split_once('/')?;
-        let octets: Vec<u32> = ip.split('.').map(|o| o.parse().ok()).collect::<Option<_>>()?;
-        let len: u32 = len.parse().ok()?;
-        if octets.len() != 4 || len > 32 {
-            return None;
-        }
-        Some((octets.iter().fold(0, |acc, o| (acc << 8) | o), len))
-    };
-    match (parse(outer), parse(inner)) {
-        (Some((o, ol)), Some((i, il))) if il >= ol => {
-            let mask = if ol == 0 { 0 } else { u32::MAX << (32 - ol) };
-            o & mask == i & mask
-        }
-        _ => false,
-    }
+/// An IPv4 or IPv6 CIDR, or a single address as its /32 or /128.
+fn parse_net(text: &str) -> Option<IpNet> {
+    let text = text.trim();
+    text.parse::<IpNet>().ok().or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
-"""EC2: the default security group's self-referencing inbound rule, and the
-helpers FSx and EFS use to create their network interfaces the way the real
-services do (in the caller's subnet, with the caller's security groups)."""
+"""EC2: the default security group's self-referencing inbound rule, the state
+of a subnet's IPv6 CIDR blocks, and the helpers FSx and EFS use to create
+their network interfaces the way the real services do (in the caller's
+subnet, with the caller's security groups)."""
 
 from typing import Any
 
 import moto.ec2.urls
 from moto.ec2.exceptions import InvalidSubnetIdError
 from moto.ec2.models import EC2Backend, ec2_backends
+from moto.ec2.models.subnets import Subnet
 
 from .common import swap_backend_class, url_module
 
@@ -25,6 +27,21 @@ class EmulatedEC2Backend(EC2Backend):
                 group.id, "-1", None, None, [], source_groups=[{"GroupId": group.id}], vpc_id=group.vpc_id
             )
         return group
+
+
+def subnet_ipv6_cidr_blocks(subnet: Subnet) -> list[dict[str, Any]]:
+    """A subnet's `Ipv6CidrBlockAssociationSet`, with `Ipv6CidrBlockState.State`
+    a state code such as `associated` (moto 5.2.1 puts the whole state
+    structure's text there, which no SDK can read)."""
+    return [
+        {
+            "ipv6CidrBlock": association["ipv6CidrBlock"],
+            "associationId": association["associationId"],
+            "ipv6CidrBlockState": {"state": association["ipv6CidrBlockState"]["State"]},
+        }
+        for association in subnet.ipv6_cidr_block_associations.values()
+        if association["ipv6CidrBlockState"]["State"] == "associated"
+    ]
 
 
 def ec2_backend(account_id: str, region_name: str) -> EC2Backend:
@@ -62,3 +79,4 @@ def service_managed(eni: Any, description: str) -> Any:
 
 def install() -> None:
     swap_backend_class(ec2_backends, EmulatedEC2Backend)
+    Subnet.ipv6_cidr_block_association_set = property(subnet_ipv6_cidr_blocks)  # type: ignore[assignment]

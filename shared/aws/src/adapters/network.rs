@@ -3,10 +3,11 @@
 
 use crate::error::{aws, Error};
 use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::types::SubnetCidrBlockStateCode;
 use aws_sdk_fsx::types::{Filter, FilterName};
 use retrain_core::config::{FileSystemKind, Pipeline};
 use retrain_core::preflight::{
-    EfsFacts, Facts, FileSystemFacts, LustreFacts, MountTargetFacts, Permission, SecurityGroupFacts, SubnetFacts,
+    EfsFacts, Facts, FileSystemFacts, InterfaceFacts, LustreFacts, MountTargetFacts, Permission, SecurityGroupFacts, SubnetFacts,
 };
 use std::collections::BTreeMap;
 use tracing::instrument;
@@ -34,14 +35,15 @@ impl Network {
         }
         let file_system = match pipeline.file_system.kind {
             FileSystemKind::FsxLustre => self.lustre(&pipeline.file_system.id, &subnets).await?,
-            FileSystemKind::Efs => self.efs(&pipeline.file_system.id).await?,
+            FileSystemKind::Efs => self.efs(&pipeline.file_system.id, &subnets).await?,
         };
-        let mut groups: Vec<String> = pipeline.vpc.security_groups.clone();
-        match &file_system {
-            FileSystemFacts::Lustre(l) => groups.extend(l.security_groups.iter().cloned()),
-            FileSystemFacts::Efs(e) => groups.extend(e.mount_targets.iter().flat_map(|m| m.security_groups.iter().cloned())),
-            FileSystemFacts::Missing => {}
-        }
+        let job_groups = &pipeline.vpc.security_groups;
+        let fs_groups: Vec<String> = match &file_system {
+            FileSystemFacts::Lustre(l) => l.security_groups.clone(),
+            FileSystemFacts::Efs(e) => e.mount_targets.iter().flat_map(|m| m.security_groups.iter().cloned()).collect(),
+            FileSystemFacts::Missing => Vec::new(),
+        };
+        let mut groups: Vec<String> = job_groups.iter().chain(&fs_groups).cloned().collect();
         groups.sort();
         groups.dedup();
         let mut security_groups = BTreeMap::new();
@@ -49,10 +51,27 @@ impl Network {
             let found = self.security_group(&id).await?;
             security_groups.insert(id, found);
         }
+        // The prefix lists of the rules preflight reads: the jobs' outbound
+        // rules and the file system's inbound ones.
+        let mut lists: Vec<String> = Vec::new();
+        for (ids, outbound) in [(job_groups, true), (&fs_groups, false)] {
+            for sg in ids.iter().filter_map(|id| security_groups.get(id).and_then(Option::as_ref)) {
+                let rules = if outbound { &sg.egress } else { &sg.ingress };
+                lists.extend(rules.iter().flat_map(|r| r.prefix_lists.iter().cloned()));
+            }
+        }
+        lists.sort();
+        lists.dedup();
+        let mut prefix_lists = BTreeMap::new();
+        for id in lists {
+            let entries = self.prefix_list(&id).await?;
+            prefix_lists.insert(id, entries);
+        }
         Ok(Facts {
             file_system,
             subnets,
             security_groups,
+            prefix_lists,
         })
     }
 
@@ -86,15 +105,12 @@ impl Network {
                 .iter()
                 .filter_map(|a| a.data_repository_path().map(str::to_owned)),
         );
-        let availability_zone = match fs.subnet_ids().first() {
-            Some(subnet) => match known_subnets.get(subnet) {
-                Some(known) => known.clone(),
-                None => self.subnet(subnet).await?,
-            }
-            .map(|s| s.availability_zone),
+        let subnet = match fs.subnet_ids().first() {
+            Some(subnet) => self.known_subnet(subnet, known_subnets).await?,
             None => None,
         };
         let mut security_groups = Vec::new();
+        let mut interfaces = Vec::new();
         if !fs.network_interface_ids().is_empty() {
             let enis = self
                 .ec2
@@ -105,6 +121,19 @@ impl Network {
                 .map_err(|e| aws("ec2:DescribeNetworkInterfaces", format!("network interfaces of {id}"), e))?;
             for eni in enis.network_interfaces() {
                 security_groups.extend(eni.groups().iter().filter_map(|g| g.group_id().map(str::to_owned)));
+                let mut addresses: Vec<String> = eni
+                    .private_ip_addresses()
+                    .iter()
+                    .filter_map(|a| a.private_ip_address().map(str::to_owned))
+                    .collect();
+                if addresses.is_empty() {
+                    addresses.extend(eni.private_ip_address().map(str::to_owned));
+                }
+                addresses.extend(eni.ipv6_addresses().iter().filter_map(|a| a.ipv6_address().map(str::to_owned)));
+                interfaces.push(InterfaceFacts {
+                    id: eni.network_interface_id().unwrap_or_default().to_owned(),
+                    addresses,
+                });
             }
             security_groups.sort();
             security_groups.dedup();
@@ -114,13 +143,15 @@ impl Network {
             lifecycle: fs.lifecycle().map(|l| l.as_str().to_owned()).unwrap_or_default(),
             mount_name: lustre.and_then(|l| l.mount_name()).map(str::to_owned),
             vpc_id: fs.vpc_id().map(str::to_owned),
-            availability_zone,
+            availability_zone: subnet.as_ref().map(|s| s.availability_zone.clone()),
             data_repository_paths: repositories,
             security_groups,
+            interfaces,
+            subnet_cidrs: subnet.map(cidrs).unwrap_or_default(),
         }))
     }
 
-    async fn efs(&self, id: &str) -> Result<FileSystemFacts, Error> {
+    async fn efs(&self, id: &str, known_subnets: &BTreeMap<String, Option<SubnetFacts>>) -> Result<FileSystemFacts, Error> {
         let described = self.efs.describe_file_systems().file_system_id(id).send().await;
         let out = match described {
             Ok(out) => out,
@@ -152,11 +183,27 @@ impl Network {
                         e,
                     )
                 })?;
+            let addresses: Vec<String> = [t.ip_address(), t.ipv6_address()]
+                .into_iter()
+                .flatten()
+                .map(str::to_owned)
+                .collect();
+            // Its subnet only stands in for an address EFS did not report.
+            let subnet_cidrs = if addresses.is_empty() {
+                self.known_subnet(t.subnet_id(), known_subnets)
+                    .await?
+                    .map(cidrs)
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             mount_targets.push(MountTargetFacts {
                 id: t.mount_target_id().to_owned(),
                 subnet_id: t.subnet_id().to_owned(),
                 availability_zone: t.availability_zone_name().unwrap_or_default().to_owned(),
                 security_groups: groups.security_groups().to_vec(),
+                addresses,
+                subnet_cidrs,
             });
         }
         Ok(FileSystemFacts::Efs(EfsFacts {
@@ -165,12 +212,26 @@ impl Network {
         }))
     }
 
+    /// A subnet from `known` (the training subnets, already described), or described now.
+    async fn known_subnet(&self, id: &str, known: &BTreeMap<String, Option<SubnetFacts>>) -> Result<Option<SubnetFacts>, Error> {
+        match known.get(id) {
+            Some(found) => Ok(found.clone()),
+            None => self.subnet(id).await,
+        }
+    }
+
     async fn subnet(&self, id: &str) -> Result<Option<SubnetFacts>, Error> {
         match self.ec2.describe_subnets().subnet_ids(id).send().await {
             Ok(out) => Ok(out.subnets().first().map(|s| SubnetFacts {
                 vpc_id: s.vpc_id().unwrap_or_default().to_owned(),
                 availability_zone: s.availability_zone().unwrap_or_default().to_owned(),
                 cidr: s.cidr_block().unwrap_or_default().to_owned(),
+                ipv6_cidrs: s
+                    .ipv6_cidr_block_association_set()
+                    .iter()
+                    .filter(|a| a.ipv6_cidr_block_state().and_then(|st| st.state()) == Some(&SubnetCidrBlockStateCode::Associated))
+                    .filter_map(|a| a.ipv6_cidr_block().map(str::to_owned))
+                    .collect(),
             })),
             Err(e) if e.code() == Some("InvalidSubnetID.NotFound") => Ok(None),
             Err(e) => Err(aws("ec2:DescribeSubnets", id.to_owned(), e)),
@@ -188,6 +249,36 @@ impl Network {
             Err(e) => Err(aws("ec2:DescribeSecurityGroups", id.to_owned(), e)),
         }
     }
+
+    /// The CIDRs of a managed prefix list, or `None` when it does not exist.
+    async fn prefix_list(&self, id: &str) -> Result<Option<Vec<String>>, Error> {
+        let mut cidrs = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .ec2
+                .get_managed_prefix_list_entries()
+                .prefix_list_id(id)
+                .set_next_token(token)
+                .send()
+                .await;
+            let out = match page {
+                Ok(out) => out,
+                Err(e) if matches!(e.code(), Some("InvalidPrefixListID.NotFound" | "InvalidPrefixListId.NotFound")) => return Ok(None),
+                Err(e) => return Err(aws("ec2:GetManagedPrefixListEntries", format!("prefix list {id}"), e)),
+            };
+            cidrs.extend(out.entries().iter().filter_map(|e| e.cidr().map(str::to_owned)));
+            token = out.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+            if token.is_none() {
+                return Ok(Some(cidrs));
+            }
+        }
+    }
+}
+
+/// A subnet's IPv4 and IPv6 CIDRs.
+fn cidrs(s: SubnetFacts) -> Vec<String> {
+    std::iter::once(s.cidr).filter(|c| !c.is_empty()).chain(s.ipv6_cidrs).collect()
 }
 
 fn permission(p: &aws_sdk_ec2::types::IpPermission) -> Permission {
@@ -196,6 +287,12 @@ fn permission(p: &aws_sdk_ec2::types::IpPermission) -> Permission {
         from_port: p.from_port(),
         to_port: p.to_port(),
         cidrs: p.ip_ranges().iter().filter_map(|r| r.cidr_ip().map(str::to_owned)).collect(),
+        ipv6_cidrs: p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6().map(str::to_owned)).collect(),
+        prefix_lists: p
+            .prefix_list_ids()
+            .iter()
+            .filter_map(|l| l.prefix_list_id().map(str::to_owned))
+            .collect(),
         groups: p
             .user_id_group_pairs()
             .iter()

@@ -281,7 +281,7 @@ fn status(sweep: &str, pipeline: Option<&str>, bucket: &str, json: bool, compare
             .get("sweep manifest", &key)
             .await?
             .ok_or_else(|| anyhow::anyhow!("s3://{bucket}/{key} does not exist"))?;
-        let jobs = retrain_aws::handlers::sweeps::observe(&sagemaker, &manifest, None, retrain_aws::handlers::sweeps::Details::All).await?;
+        let jobs = retrain_aws::handlers::sweep_state::observe(&store, &sagemaker, &manifest).await?;
         let other = match compare {
             Some(name) => {
                 let d = sagemaker.describe(&name).await?;

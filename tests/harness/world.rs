@@ -7,7 +7,7 @@ use crate::emulator::{Emulator, FaultProxy};
 use aws_sdk_sqs::types::QueueAttributeName;
 use retrain_aws::adapters::Clients;
 use retrain_aws::deps::MetricSink;
-use retrain_aws::handlers::{on_import, on_training, on_upload, start_sweep};
+use retrain_aws::handlers::{on_import, on_training, on_upload, reconcile, start_sweep};
 use retrain_aws::settings::Settings;
 use retrain_aws::Deps;
 use serde_json::{json, Value};
@@ -26,6 +26,7 @@ pub enum Target {
     OnImport,
     StartSweep,
     OnTraining,
+    Reconcile,
 }
 
 /// Ids of what the world created.
@@ -122,7 +123,7 @@ pipelines:
       grid: {{ eta: [0.1, 0.3, 0.5], max_depth: [4, 6] }}
       max_parallel: 2
       max_retries: 1
-    import: {{ poll_interval_seconds: 0, max_wait_seconds: 3600, max_attempts: 2 }}
+    import: {{ poll_interval_seconds: 1, max_wait_seconds: 3600, max_attempts: 2 }}
   - name: fraud-efs
     trigger: {{ bucket: {DATA_BUCKET}, prefixes: ["home/alice/fraud/"] }}
     file_system: {{ type: efs, id: {efs} }}
@@ -268,6 +269,7 @@ impl World {
                 Target::OnImport => on_import::handle(&self.deps, payload).await,
                 Target::StartSweep => start_sweep::handle(&self.deps, payload, "test-request").await,
                 Target::OnTraining => on_training::handle(&self.deps, payload).await,
+                Target::Reconcile => reconcile::handle(&self.deps, payload).await,
             };
             match result {
                 Ok(v) => return v,
@@ -285,8 +287,10 @@ impl World {
             Target::OnUpload => &self.upload_queue,
             Target::OnImport => &self.watch_queue,
             Target::OnTraining => &self.tick_queue,
-            Target::StartSweep => panic!("start-sweep has no queue"),
+            Target::StartSweep | Target::Reconcile => panic!("{which:?} has no queue"),
         };
+        // Timers are delayed messages: the test's clock jumps to their delivery.
+        self.emulator.post("sqs/release-delayed", json!({}));
         let (url, arn) = (queue.url.clone(), queue.arn.clone());
         let mut messages = Vec::new();
         loop {
@@ -379,6 +383,16 @@ impl World {
         for (target, payload) in log {
             self.invoke(target, &payload).await;
         }
+    }
+
+    /// Domain events published so far, one per `event_id` (publishing is at
+    /// least once: a retry may repeat an event, always under the same id).
+    pub fn published_once(&self, detail_type: &str) -> Vec<Value> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.published(detail_type)
+            .into_iter()
+            .filter(|d| seen.insert(d["event_id"].as_str().unwrap_or_default().to_owned()))
+            .collect()
     }
 
     /// Domain events published so far, by detail-type.

@@ -186,9 +186,17 @@ async fn uploads_coalesce_into_two_imports_and_one_sweep_that_chains_lanes_to_co
     let done = world.published("SweepCompleted");
     assert_eq!(done.len(), 1, "SweepCompleted once");
     assert_eq!(done[0]["best"]["variant_id"], "v5", "highest validation:auc");
-    assert_eq!(done[0]["unranked"][0]["variant_id"], "v3");
+    assert_eq!((done[0]["ranked"].as_u64(), done[0]["unranked"].as_u64()), (Some(5), Some(1)));
+    // The full ranking is in S3, where the event points.
+    let results_uri = done[0]["results"].as_str().unwrap_or_default();
+    let key = results_uri
+        .strip_prefix(&format!("s3://{ARTIFACTS_BUCKET}/"))
+        .unwrap_or_else(|| panic!("results in the artifacts bucket: {results_uri}"));
+    let results: Value = world.deps.store.get("results", key).await.expect("read").expect("results exist");
+    assert_eq!(results["unranked"][0]["variant_id"], "v3");
+    assert_eq!(results["ranked"][0]["variant_id"], "v5");
     // Each variant carries its start-up breakdown, and each finished job one EMF record.
-    for r in done[0]["ranked"].as_array().expect("ranked") {
+    for r in results["ranked"].as_array().expect("ranked") {
         let t = &r["timing"];
         for f in ["startup_seconds", "download_seconds", "training_seconds", "upload_seconds"] {
             assert!(t[f].as_f64().is_some_and(|s| s >= 0.0), "{f} in {r:#}");

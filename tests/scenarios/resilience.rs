@@ -87,7 +87,7 @@ fn event_counts(world: &World) -> Vec<(String, usize)> {
         "SweepCompleted",
     ]
     .iter()
-    .map(|t| (t.to_string(), world.published(t).len()))
+    .map(|t| (t.to_string(), world.published_once(t).len()))
     .collect()
 }
 
@@ -425,8 +425,28 @@ async fn fifty_completions_delivered_concurrently_and_twice_never_exceed_the_lan
         Some(50),
         "each variant attempt launched exactly once"
     );
-    assert_eq!(world.published("TrainingJobLaunched").len(), 50);
-    assert_eq!(world.published("SweepCompleted").len(), 1, "SweepCompleted once");
+    // At least once, and one id per job: subscribers deduplicate on event_id.
+    let launched = world.published("TrainingJobLaunched");
+    assert_eq!(world.published_once("TrainingJobLaunched").len(), 50, "one event id per job");
+    let names: BTreeSet<&str> = launched.iter().filter_map(|e| e["training_job_name"].as_str()).collect();
+    assert_eq!(names.len(), 50, "every job announced");
+    let ids_per_job: BTreeSet<(&str, &str)> = launched
+        .iter()
+        .filter_map(|e| Some((e["training_job_name"].as_str()?, e["event_id"].as_str()?)))
+        .collect();
+    assert_eq!(ids_per_job.len(), 50, "a job's announcements all carry its one id");
+    let completed = world.published("SweepCompleted");
+    assert!(!completed.is_empty(), "SweepCompleted published");
+    assert_eq!(
+        world.published_once("SweepCompleted").len(),
+        1,
+        "SweepCompleted under a single event_id"
+    );
+    eprintln!(
+        "announcements: {} TrainingJobLaunched for 50 jobs, {} SweepCompleted",
+        launched.len(),
+        completed.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,8 +2,10 @@
 //! `retrain`, `detail-type` = the variant name). Users hang their own
 //! automation on them; `DataImportCompleted` also starts the sweeps.
 
-use crate::inbound::EVENT_SOURCE;
-use crate::lanes::{SweepOutcome, VariantResult};
+use crate::config::Direction;
+use crate::lanes::VariantResult;
+pub use crate::messages::ImportCompleted;
+use crate::names;
 use crate::requests::PutEventsEntry;
 use crate::sweep::SweepTrigger;
 use schemars::JsonSchema;
@@ -20,18 +22,7 @@ pub struct ImportStarted {
     pub attempt: u32,
 }
 
-/// `DataImportCompleted`: the task succeeded; `settled` pipelines start their sweeps.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct ImportCompleted {
-    pub file_system_id: String,
-    pub task_id: String,
-    /// Pipelines whose uploads this import covered.
-    pub pipelines: Vec<String>,
-    /// Of those, the pipelines with nothing left pending: their sweeps start now.
-    pub settled: Vec<String>,
-}
-
-/// `DataImportFailed`: the task failed, was canceled, or ran past `max_wait_seconds`; the uploads stay pending.
+/// `DataImportFailed`: the task failed or was canceled; the uploads stay pending.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ImportFailed {
     pub file_system_id: String,
@@ -82,15 +73,71 @@ pub struct VariantRetried {
     pub why: String,
 }
 
-/// `SweepCompleted`: every variant is final; the ranking and the best variant.
+/// `SweepCompleted`: every variant is final. The event keeps the best
+/// variant and the counts; the full ranking is in `results` (an S3 object),
+/// so the event stays far below EventBridge's 256 KB at any sweep size.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SweepCompleted {
     pub pipeline: String,
     pub sweep_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best: Option<VariantResult>,
-    #[serde(flatten)]
-    pub outcome: SweepOutcome,
+    /// The objective metric and its direction.
+    pub metric: String,
+    pub direction: Direction,
+    /// Variants that reported the objective metric.
+    pub ranked: usize,
+    /// Variants that ended without it (failed, stopped, or no metric).
+    pub unranked: usize,
+    /// `s3://<artifacts bucket>/sweeps/<pipeline>/<sweep>/results.json`: every variant, ranked.
+    pub results: String,
+}
+
+/// `LaunchDeferred`: SageMaker refused a launch for a quota or throttling;
+/// the sweep's lanes try again with backoff until `sweep.max_queue_seconds`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LaunchDeferred {
+    pub pipeline: String,
+    pub sweep_id: String,
+    pub training_job_name: String,
+    /// The AWS error code, e.g. `ResourceLimitExceeded`.
+    pub code: String,
+    pub message: String,
+    /// Which quota to raise (or what to wait for).
+    pub fix: String,
+    /// Epoch seconds of the first refusal.
+    pub since: u64,
+    /// When the sweep is blocked if the launch still cannot be made (epoch seconds).
+    pub gives_up_at: u64,
+}
+
+/// `ImportStalled`: uploads have waited, or an import has run, longer than
+/// `import.max_wait_seconds`. Watching goes on; this says what to look at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ImportStalled {
+    pub file_system_id: String,
+    /// The running task, when one is stuck; none when uploads wait with no import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    pub pipelines: Vec<String>,
+    /// Epoch seconds since when it is stuck.
+    pub since: u64,
+    pub pending_entries: usize,
+    pub problem: String,
+    pub fix: String,
+}
+
+/// `SweepStalled`: an open sweep made no progress for longer than `sweep.stall_after_seconds`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SweepStalled {
+    pub pipeline: String,
+    pub sweep_id: String,
+    /// Epoch seconds of its last recorded progress.
+    pub since: u64,
+    /// The jobs it waits for.
+    pub waiting_for: Vec<String>,
+    pub problem: String,
+    pub fix: String,
 }
 
 /// `SweepBlocked`: a sweep cannot start or go on; each problem says what to fix.
@@ -115,10 +162,13 @@ pub enum DomainEvent {
     VariantRetried(VariantRetried),
     SweepCompleted(SweepCompleted),
     SweepBlocked(SweepBlocked),
+    LaunchDeferred(LaunchDeferred),
+    ImportStalled(ImportStalled),
+    SweepStalled(SweepStalled),
 }
 
 /// The detail-types, for documentation and tests.
-pub const DETAIL_TYPES: [&str; 8] = [
+pub const DETAIL_TYPES: [&str; 11] = [
     "DataImportStarted",
     "DataImportCompleted",
     "DataImportFailed",
@@ -127,7 +177,13 @@ pub const DETAIL_TYPES: [&str; 8] = [
     "VariantRetried",
     "SweepCompleted",
     "SweepBlocked",
+    "LaunchDeferred",
+    "ImportStalled",
+    "SweepStalled",
 ];
+
+/// The source of retrain's own domain events and requests on EventBridge.
+pub const EVENT_SOURCE: &str = "retrain";
 
 impl DomainEvent {
     pub fn detail_type(&self) -> &'static str {
@@ -140,10 +196,13 @@ impl DomainEvent {
             DomainEvent::VariantRetried(_) => "VariantRetried",
             DomainEvent::SweepCompleted(_) => "SweepCompleted",
             DomainEvent::SweepBlocked(_) => "SweepBlocked",
+            DomainEvent::LaunchDeferred(_) => "LaunchDeferred",
+            DomainEvent::ImportStalled(_) => "ImportStalled",
+            DomainEvent::SweepStalled(_) => "SweepStalled",
         }
     }
 
-    /// The event's `detail` object.
+    /// The event's `detail` object, without its `event_id`.
     pub fn detail(&self) -> serde_json::Value {
         serde_json::to_value(self)
             .ok()
@@ -151,16 +210,35 @@ impl DomainEvent {
             .unwrap_or_default()
     }
 
-    /// The `PutEvents` entry that publishes it on `bus`.
-    pub fn entry(&self, bus: &str) -> PutEventsEntry {
+    /// The `PutEvents` entry that publishes it on `bus`, its detail carrying `event_id`.
+    pub fn entry(&self, bus: &str, event_id: &str) -> PutEventsEntry {
+        let mut detail = self.detail();
+        if let Some(map) = detail.as_object_mut() {
+            map.insert(EVENT_ID.to_owned(), serde_json::Value::String(event_id.to_owned()));
+        }
         PutEventsEntry {
             source: EVENT_SOURCE.to_owned(),
             detail_type: self.detail_type().to_owned(),
-            detail: self.detail().to_string(),
+            detail: detail.to_string(),
             event_bus_name: bus.to_owned(),
             resources: Vec::new(),
         }
     }
+
+    /// The id of an event that has no natural scope: the same content gives the same id.
+    pub fn content_id(&self) -> String {
+        event_id(&self.detail().to_string(), self.detail_type())
+    }
+}
+
+/// The detail field that carries the event's deterministic id.
+pub const EVENT_ID: &str = "event_id";
+
+/// The deterministic id of the event of `detail_type` about `scope`: every
+/// publication of the same logical event (a retry, a duplicate delivery, the
+/// reconciler) carries the same id, so subscribers keep the first and drop the rest.
+pub fn event_id(scope: &str, detail_type: &str) -> String {
+    names::digest(&[scope, detail_type])[..32].to_owned()
 }
 
 /// JSON Schemas of every domain event's `detail`, keyed by detail-type.
@@ -177,7 +255,27 @@ pub fn detail_schemas() -> serde_json::Value {
     put("VariantRetried", schemars::schema_for!(VariantRetried));
     put("SweepCompleted", schemars::schema_for!(SweepCompleted));
     put("SweepBlocked", schemars::schema_for!(SweepBlocked));
+    put("LaunchDeferred", schemars::schema_for!(LaunchDeferred));
+    put("ImportStalled", schemars::schema_for!(ImportStalled));
+    put("SweepStalled", schemars::schema_for!(SweepStalled));
+    for schema in out.values_mut() {
+        with_event_id(schema);
+    }
     serde_json::Value::Object(out)
+}
+
+/// Adds the `event_id` every published detail carries to a detail schema.
+fn with_event_id(schema: &mut serde_json::Value) {
+    let property = serde_json::json!({
+        "description": "Deterministic id of this logical event: redeliveries and republications carry the same id (deduplicate on it).",
+        "type": "string"
+    });
+    if let Some(p) = schema.get_mut("properties").and_then(serde_json::Value::as_object_mut) {
+        p.insert(EVENT_ID.to_owned(), property);
+    }
+    if let Some(r) = schema.get_mut("required").and_then(serde_json::Value::as_array_mut) {
+        r.push(serde_json::Value::String(EVENT_ID.to_owned()));
+    }
 }
 
 /// Marker key that makes a once-only event once-only (created with `If-None-Match: *`).
@@ -203,16 +301,38 @@ mod tests {
             let example = read(&format!("{detail_type}.json"));
             assert_eq!(example["source"], EVENT_SOURCE);
             assert_eq!(example["detail-type"], detail_type);
-            let event: DomainEvent = serde_json::from_value(serde_json::json!({"detail-type": detail_type, "detail": example["detail"]}))
+            let id = example["detail"][EVENT_ID]
+                .as_str()
+                .unwrap_or_else(|| panic!("{detail_type} example has an event_id"));
+            let mut bare = example["detail"].clone();
+            bare.as_object_mut().map(|m| m.remove(EVENT_ID));
+            let event: DomainEvent = serde_json::from_value(serde_json::json!({"detail-type": detail_type, "detail": bare}))
                 .unwrap_or_else(|e| panic!("{detail_type}: {e}"));
             assert_eq!(event.detail_type(), detail_type);
-            assert_eq!(event.detail(), example["detail"], "{detail_type} round-trips");
+            assert_eq!(event.detail(), bare, "{detail_type} round-trips");
             let problems = crate::config::shape::check(&schemas[detail_type], &example["detail"]);
             assert!(problems.is_empty(), "{detail_type}: {problems:?}");
-            let entry = event.entry("retrain");
+            let entry = event.entry("retrain", id);
             assert_eq!(entry.detail_type, detail_type);
             assert_eq!(serde_json::from_str::<Value>(&entry.detail).ok(), Some(example["detail"].clone()));
         }
+    }
+
+    #[test]
+    fn event_ids_are_deterministic_per_scope_and_type() {
+        assert_eq!(
+            event_id("sweeps/churn/1", "SweepCompleted"),
+            event_id("sweeps/churn/1", "SweepCompleted")
+        );
+        assert_ne!(
+            event_id("sweeps/churn/1", "SweepCompleted"),
+            event_id("sweeps/churn/2", "SweepCompleted")
+        );
+        assert_ne!(
+            event_id("sweeps/churn/1", "SweepCompleted"),
+            event_id("sweeps/churn/1", "SweepStarted")
+        );
+        assert_eq!(event_id("a", "b").len(), 32);
     }
 
     #[test]

@@ -143,10 +143,42 @@ pub struct ImportRecord {
     pub paths: Vec<String>,
     /// Epoch seconds when the task was started, for the watch's maximum wait.
     pub started_at: u64,
+    /// How many uploaded objects the task covers.
+    #[serde(default)]
+    pub objects: usize,
 }
 
 pub fn import_record_key(task_id: &str) -> String {
     format!("imports/{task_id}.json")
+}
+
+/// `open/imports/<file-system>/`: the imports whose end is not processed yet.
+pub fn open_imports_prefix(file_system_id: &str) -> String {
+    format!("open/imports/{file_system_id}/")
+}
+
+/// Written as soon as a task that covers pending uploads is known (before
+/// its watch is armed), deleted once its end is processed: the reconciler
+/// drives every import listed here, even one whose watch timer was lost.
+pub fn open_import_key(file_system_id: &str, task_id: &str) -> String {
+    format!("{}{task_id}", open_imports_prefix(file_system_id))
+}
+
+/// Refreshed by every poll of a task's watch: a stale lease means its timer
+/// chain died, and the reconciler arms a new one (a fresh one, it leaves alone).
+pub fn watch_lease_key(task_id: &str) -> String {
+    format!("imports/watching/{task_id}.json")
+}
+
+/// Seconds after the last poll when a watch counts as dead: two of its
+/// longest delays and a margin.
+pub fn watch_lease_seconds(max_poll_lag: u32) -> u64 {
+    2 * u64::from(max_poll_lag.min(900)) + 120
+}
+
+/// Since when a pipeline has waited for newer uploads to be imported (see `import.max_pending_seconds`).
+pub fn waiting_key(pipeline: &str) -> String {
+    format!("imports/waiting/{pipeline}.json")
 }
 
 /// The single import task covering `entries` (all pending entries of one file system).

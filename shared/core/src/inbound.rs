@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// The `source` of retrain's own domain events and requests on EventBridge.
-pub const EVENT_SOURCE: &str = "retrain";
+pub use crate::events::EVENT_SOURCE;
 
 /// One thing that happened, decoded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +61,9 @@ pub struct Item {
     /// The SQS `messageId` it arrived in, for `batchItemFailures`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
+    /// The EventBridge event's `id`, stable across EventBridge's redeliveries of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
     pub event: Inbound,
 }
 
@@ -97,8 +99,13 @@ impl Decoded {
     }
 
     fn push(&mut self, message_id: Option<&str>, event: Inbound) {
+        self.push_with_id(message_id, None, event);
+    }
+
+    fn push_with_id(&mut self, message_id: Option<&str>, event_id: Option<&str>, event: Inbound) {
         self.items.push(Item {
             message_id: message_id.map(str::to_owned),
+            event_id: event_id.map(str::to_owned),
             event,
         });
     }
@@ -306,7 +313,7 @@ fn decode_eventbridge(payload: &Value, at: &str, message_id: Option<&str>, out: 
                 map.insert("kind".to_owned(), Value::String(detail_type.to_owned()));
             }
             match serde_json::from_value::<Message>(tagged) {
-                Ok(m) => out.push(message_id, Inbound::Message(m)),
+                Ok(m) => out.push_with_id(message_id, event.id.as_deref(), Inbound::Message(m)),
                 Err(_) => out.skip(
                     label,
                     message_id,

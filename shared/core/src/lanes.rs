@@ -29,6 +29,10 @@ pub struct JobObservation {
     /// Where the job's time went, once it has ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<JobTiming>,
+    /// How a failed or stopped job was classified when its end was recorded
+    /// (the record's key carries it, so lanes are decided from a listing alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_class: Option<FailureClass>,
 }
 
 /// A job to create.
@@ -135,7 +139,8 @@ pub fn decide(manifest: &SweepManifest, jobs: &[JobObservation]) -> Decision {
                 }
                 JobStatus::Completed => finals.push(result(manifest, lane, job)),
                 JobStatus::Failed | JobStatus::Stopped => {
-                    let (class, why) = classify(job.status, job.secondary_status.as_deref(), job.failure_reason.as_deref());
+                    let (classified, why) = classify(job.status, job.secondary_status.as_deref(), job.failure_reason.as_deref());
+                    let class = job.failure_class.unwrap_or(classified);
                     if class == FailureClass::Transient && job.attempt < max_attempts {
                         launches.push(Launch {
                             position,

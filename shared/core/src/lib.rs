@@ -16,6 +16,7 @@ pub mod requests;
 pub mod s3_uri;
 pub mod status;
 pub mod sweep;
+pub mod sweep_records;
 pub mod telemetry;
 
 pub use config::{Config, ConfigError, ConfigErrors, Pipeline};

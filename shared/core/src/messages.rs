@@ -2,7 +2,7 @@
 //! that start the next step. The `kind` field names each; on EventBridge it
 //! is the `detail-type`.
 
-use crate::events::ImportCompleted;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,6 +22,20 @@ pub enum Message {
     DataImportCompleted(ImportCompleted),
 }
 
+// Both a domain event and the message that starts the sweeps: it lives here
+// so the message types need no event types; `events` re-exports it.
+/// `DataImportCompleted`: the task succeeded; `settled` pipelines start their sweeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ImportCompleted {
+    pub file_system_id: String,
+    pub task_id: String,
+    /// Pipelines whose uploads this import covered.
+    pub pipelines: Vec<String>,
+    /// Of those, the pipelines that start a sweep now: nothing left pending,
+    /// or waiting longer than `import.max_pending_seconds`.
+    pub settled: Vec<String>,
+}
+
 /// Watch one FSx data repository task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportWatch {
@@ -39,6 +53,9 @@ pub struct SweepTick {
     pub sweep_id: String,
     #[serde(default)]
     pub ticks: u32,
+    /// The start of the wait this tick belongs to (a tick of an earlier wait stops its chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<u64>,
 }
 
 /// A manual start of a sweep.
@@ -61,10 +78,19 @@ pub struct StartSweepRequest {
     pub request_id: Option<String>,
 }
 
-/// Seconds until the next poll of an import: the interval doubles per poll, capped at SQS's 900.
-pub fn watch_delay(poll_interval: u32, polls: u32) -> u32 {
+/// Seconds until the next poll of an import: the interval doubles per poll,
+/// capped at `max_lag` (and at SQS's 900), so an import's end is seen at most
+/// `max_lag` seconds late however long it ran.
+pub fn watch_delay(poll_interval: u32, polls: u32, max_lag: u32) -> u32 {
     let factor = 1u32.checked_shl(polls.min(10)).unwrap_or(u32::MAX);
-    poll_interval.saturating_mul(factor).min(900)
+    poll_interval.saturating_mul(factor).min(max_lag).min(900)
+}
+
+/// Seconds until the next relaunch tick of a sweep whose launch was refused:
+/// one minute, doubling, capped at SQS's 900.
+pub fn tick_delay(ticks: u32) -> u32 {
+    let factor = 1u32.checked_shl(ticks.min(10)).unwrap_or(u32::MAX);
+    60u32.saturating_mul(factor).min(900)
 }
 
 #[cfg(test)]
@@ -73,11 +99,20 @@ mod tests {
 
     #[test]
     fn watch_delay_backs_off_and_caps() {
-        assert_eq!(watch_delay(30, 0), 30);
-        assert_eq!(watch_delay(30, 1), 60);
-        assert_eq!(watch_delay(30, 3), 240);
-        assert_eq!(watch_delay(30, 20), 900);
-        assert_eq!(watch_delay(0, 5), 0);
+        assert_eq!(watch_delay(30, 0, 900), 30);
+        assert_eq!(watch_delay(30, 1, 900), 60);
+        assert_eq!(watch_delay(30, 3, 900), 240);
+        assert_eq!(watch_delay(30, 20, 900), 900);
+        assert_eq!(watch_delay(30, 20, 60), 60, "the lag cap bounds the backoff");
+        assert_eq!(watch_delay(30, 1, 45), 45);
+    }
+
+    #[test]
+    fn tick_delay_backs_off_to_the_sqs_cap() {
+        assert_eq!(tick_delay(0), 60);
+        assert_eq!(tick_delay(1), 120);
+        assert_eq!(tick_delay(4), 900);
+        assert_eq!(tick_delay(40), 900);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! (mount names) beforehand.
 
 use crate::config::{Config, FileSystemKind, Pipeline};
-use crate::events::{DomainEvent, JobLaunched, SweepStarted};
+use crate::events::{event_id, DomainEvent, JobLaunched, SweepStarted};
 use crate::failure::JobStatus;
 use crate::import_plan::{import_task, pending_entries, repository_floors, ObjectRef, Unmatched};
 use crate::inbound::{decode, Inbound, JobStateChange, Skip};
@@ -12,6 +12,7 @@ use crate::messages::Message;
 use crate::names;
 use crate::requests::Action;
 use crate::sweep::{SweepManifest, SweepTrigger};
+use crate::sweep_records;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -197,8 +198,18 @@ fn start_sweep(out: &mut Plan, p: &Pipeline, trigger: SweepTrigger, only: Option
             }
         }
     }
+    // The same event ids the handlers publish with, so a plan names the events subscribers will see.
     out.actions.push(Action::PutEvents {
-        entries: events.iter().map(|e| e.entry(&ctx.event_bus)).collect(),
+        entries: events
+            .iter()
+            .map(|e| {
+                let scope = match e {
+                    DomainEvent::TrainingJobLaunched(j) => sweep_records::job_event_scope(&manifest, &j.training_job_name),
+                    _ => sweep_records::event_scope(&manifest),
+                };
+                e.entry(&ctx.event_bus, &event_id(&scope, e.detail_type()))
+            })
+            .collect(),
     });
 }
 
@@ -267,6 +278,7 @@ fn plan_job_change(out: &mut Plan, config: &Config, change: &JobStateChange, ctx
             failure_reason: None,
             metrics: Vec::new(),
             timing: None,
+            failure_class: None,
         })
         .collect();
     jobs.push(JobObservation {
@@ -278,6 +290,7 @@ fn plan_job_change(out: &mut Plan, config: &Config, change: &JobStateChange, ctx
         failure_reason: change.failure_reason.clone(),
         metrics: change.metrics.clone(),
         timing: None,
+        failure_class: None,
     });
     let decision = decide(&manifest, &jobs);
     let next: Vec<_> = decision.launches.into_iter().filter(|l| l.lane == lane).collect();

@@ -158,6 +158,7 @@ mod tests {
             failure_reason: None,
             metrics: vec![("validation:auc".into(), 0.8 + position as f64 / 100.0)],
             timing,
+            failure_class: None,
         }
     }
 

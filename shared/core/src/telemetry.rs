@@ -89,9 +89,66 @@ pub fn emf(pipeline: &str, file_system_type: &str, training_job_name: &str, timi
     })
 }
 
+/// What one reconciler pass found open or stuck, for the stall alarms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenWork {
+    /// Age of the oldest upload not yet covered by a succeeded import.
+    pub oldest_pending_upload_seconds: u64,
+    pub open_sweeps: u64,
+    /// File systems whose uploads or running import are older than `import.max_wait_seconds`.
+    pub imports_stalled: u64,
+    /// Open sweeps with no progress for longer than `sweep.stall_after_seconds`.
+    pub sweeps_stalled: u64,
+}
+
+/// The reconciler's embedded metric format record (namespace `Retrain`, no
+/// dimensions: the alarms in the template watch these account-wide).
+pub fn open_work_emf(work: &OpenWork, timestamp_ms: u64) -> serde_json::Value {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [[]],
+                "Metrics": [
+                    {"Name": "OldestPendingUploadAgeSeconds", "Unit": "Seconds"},
+                    {"Name": "OpenSweeps", "Unit": "Count"},
+                    {"Name": "ImportsStalled", "Unit": "Count"},
+                    {"Name": "SweepsStalled", "Unit": "Count"}
+                ]
+            }]
+        },
+        "OldestPendingUploadAgeSeconds": work.oldest_pending_upload_seconds,
+        "OpenSweeps": work.open_sweeps,
+        "ImportsStalled": work.imports_stalled,
+        "SweepsStalled": work.sweeps_stalled,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_open_work_record_names_every_metric_it_carries() {
+        let work = OpenWork {
+            oldest_pending_upload_seconds: 7,
+            open_sweeps: 2,
+            imports_stalled: 1,
+            sweeps_stalled: 0,
+        };
+        let record = open_work_emf(&work, 1_000);
+        let metrics = record["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(metrics.len(), 4);
+        for m in &metrics {
+            assert!(record[m["Name"].as_str().unwrap_or_default()].is_u64(), "{m}");
+        }
+        assert_eq!(record["OldestPendingUploadAgeSeconds"], 7);
+        assert_eq!(record["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([[]]));
+    }
 
     fn step(status: &str, start: f64, end: Option<f64>) -> Transition {
         Transition {

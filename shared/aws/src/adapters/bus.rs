@@ -1,8 +1,8 @@
 //! Domain events on the EventBridge bus.
 
-use crate::adapters::store::{Created, Store};
+use crate::adapters::store::Store;
 use crate::error::{aws, Error};
-use retrain_core::events::{once_marker_key, DomainEvent};
+use retrain_core::events::{event_id, once_marker_key, DomainEvent};
 use tracing::{info, instrument};
 
 #[derive(Clone, Debug)]
@@ -16,10 +16,10 @@ impl Bus {
         Bus { client, name: name.into() }
     }
 
-    /// Publishes one event.
+    /// Publishes one event with the id its subscribers deduplicate on.
     #[instrument(skip(self, event), fields(bus = %self.name, detail_type = event.detail_type()))]
-    pub async fn publish(&self, event: &DomainEvent) -> Result<(), Error> {
-        let entry = event.entry(&self.name);
+    pub async fn publish(&self, event: &DomainEvent, event_id: &str) -> Result<(), Error> {
+        let entry = event.entry(&self.name, event_id);
         let request = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
             .source(entry.source)
             .detail_type(entry.detail_type)
@@ -42,28 +42,29 @@ impl Bus {
             return Err(Error::Aws {
                 operation: "events:PutEvents",
                 resource: format!("event bus {}", self.name),
-                retryable: code.contains("Throttl") || code.contains("InternalFailure"),
-                fix: "check that the bus exists and the function may put events on it".to_owned(),
+                // A failed entry was not published: trying again is always safe.
+                retryable: true,
+                fix: "the event is published again on the retry; if it keeps failing, check that the bus exists and the function may put events on it".to_owned(),
                 code,
                 message,
             });
         }
-        info!(event = %event.detail(), "published {}", event.detail_type());
+        info!(event_id, event = %event.detail(), "published {}", event.detail_type());
         Ok(())
     }
 
-    /// Publishes `event` once per `scope`, even under duplicate or concurrent
-    /// deliveries: a create-once marker picks the one publisher. If the
-    /// publish fails, the marker is removed so a retry can publish.
+    /// Publishes `event` for `scope` at least once, with an id derived from
+    /// the scope. The done-marker is written *after* `PutEvents` succeeded:
+    /// an invocation that dies in between leaves no marker, so its retry (or
+    /// the reconciler) publishes again, under the same id. A marker written
+    /// first would lose the event for good. Returns whether it published now.
     pub async fn publish_once(&self, store: &Store, scope: &str, event: &DomainEvent) -> Result<bool, Error> {
         let marker = once_marker_key(scope, event.detail_type());
-        if store.put_once(&marker, &event.detail()).await? == Created::AlreadyThere {
+        if store.exists(&marker).await? {
             return Ok(false);
         }
-        if let Err(e) = self.publish(event).await {
-            store.delete(&marker).await?;
-            return Err(e);
-        }
+        self.publish(event, &event_id(scope, event.detail_type())).await?;
+        store.put_once(&marker, &event.detail()).await?;
         Ok(true)
     }
 }

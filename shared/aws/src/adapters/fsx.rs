@@ -89,7 +89,7 @@ impl Fsx {
         Ok(out.data_repository_tasks().first().map(state))
     }
 
-    /// The task currently pending or executing on the file system, if any.
+    /// The task currently pending, executing or cancelling on the file system, if any.
     #[instrument(skip(self))]
     pub async fn running_task(&self, file_system_id: &str) -> Result<Option<TaskState>, Error> {
         let out = self
@@ -106,6 +106,8 @@ impl Fsx {
                     .name(DataRepositoryTaskFilterName::TaskLifecycle)
                     .values("PENDING")
                     .values("EXECUTING")
+                    // A cancelling task still holds the file system's one task slot.
+                    .values("CANCELING")
                     .build(),
             )
             .send()

@@ -6,6 +6,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use serde::{de::DeserializeOwned, Serialize};
 use tracing::instrument;
 
+/// How often a create-once write that met a concurrent write (409) is tried again.
+const MAX_CONFLICT_RETRIES: u32 = 4;
+
 #[derive(Clone, Debug)]
 pub struct Store {
     client: aws_sdk_s3::Client,
@@ -36,30 +39,50 @@ impl Store {
     }
 
     /// Writes `value` as JSON unless the key exists.
+    ///
+    /// 412 means the object exists. 409 (`ConditionalRequestConflict`) only
+    /// means another write or delete of the key was in flight: it proves
+    /// nothing, so the key is read back and the write tried again.
     #[instrument(skip(self, value), fields(bucket = %self.bucket))]
     pub async fn put_once<T: Serialize>(&self, key: &str, value: &T) -> Result<Created, Error> {
         let body = serde_json::to_vec_pretty(value).map_err(|e| Error::Setup(format!("cannot encode {key}: {e}")))?;
-        let result = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .if_none_match("*")
-            .content_type("application/json")
-            .body(ByteStream::from(body))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Created::Now),
-            Err(e) => {
-                let status = e.raw_response().map(|r| r.status().as_u16());
-                // 412: it exists. 409: a concurrent conditional write is in flight; it will exist.
-                if matches!(status, Some(412) | Some(409)) {
-                    Ok(Created::AlreadyThere)
-                } else {
-                    Err(aws("s3:PutObject", self.resource(key), e))
+        let mut conflicts = 0;
+        loop {
+            let result = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .if_none_match("*")
+                .content_type("application/json")
+                .body(ByteStream::from(body.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(Created::Now),
+                Err(e) => e,
+            };
+            match err.raw_response().map(|r| r.status().as_u16()) {
+                Some(412) => return Ok(Created::AlreadyThere),
+                Some(409) if conflicts < MAX_CONFLICT_RETRIES => {
+                    conflicts += 1;
+                    if self.exists(key).await? {
+                        return Ok(Created::AlreadyThere);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << conflicts)).await;
                 }
+                _ => return Err(aws("s3:PutObject", self.resource(key), err)),
             }
+        }
+    }
+
+    /// Whether the key exists (`HeadObject`).
+    #[instrument(skip(self), fields(bucket = %self.bucket))]
+    pub async fn exists(&self, key: &str) -> Result<bool, Error> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(false),
+            Err(e) => Err(aws("s3:HeadObject", self.resource(key), e)),
         }
     }
 
@@ -104,8 +127,13 @@ impl Store {
     }
 
     /// Every key under `prefix`, in lexicographic order.
-    #[instrument(skip(self), fields(bucket = %self.bucket))]
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        Ok(self.list_with_times(prefix).await?.into_iter().map(|(k, _)| k).collect())
+    }
+
+    /// Every key under `prefix` with its `LastModified` (epoch seconds), in lexicographic order.
+    #[instrument(skip(self), fields(bucket = %self.bucket))]
+    pub async fn list_with_times(&self, prefix: &str) -> Result<Vec<(String, u64)>, Error> {
         let mut keys = Vec::new();
         let mut pages = self
             .client
@@ -116,7 +144,10 @@ impl Store {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| aws("s3:ListObjectsV2", self.resource(prefix), e))?;
-            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+            keys.extend(page.contents().iter().filter_map(|o| {
+                let modified = o.last_modified().map(|t| t.secs().max(0) as u64).unwrap_or(0);
+                o.key().map(|k| (k.to_owned(), modified))
+            }));
         }
         Ok(keys)
     }

@@ -1,5 +1,6 @@
 //! Starting the one import that covers a file system's pending set; shared
-//! by on-upload (new data) and on-import (follow-ups and retries).
+//! by on-upload (new data), on-import (follow-ups and retries) and the
+//! reconciler (pending uploads that nothing covers).
 
 use super::now_epoch;
 use crate::adapters::fsx::ImportStart;
@@ -7,8 +8,12 @@ use crate::deps::Deps;
 use crate::error::Error;
 use retrain_core::config::{FileSystemKind, ImportSettings};
 use retrain_core::events::{DomainEvent, ImportStarted};
-use retrain_core::import_plan::{import_record_key, import_task, pending_prefix, repository_floors, ImportRecord, PendingEntry};
+use retrain_core::import_plan::{
+    import_record_key, import_task, open_import_key, pending_prefix, repository_floors, watch_lease_key, watch_lease_seconds, ImportRecord,
+    PendingEntry,
+};
 use retrain_core::messages::{ImportWatch, Message};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use tracing::info;
 
@@ -46,6 +51,11 @@ pub enum Started {
 }
 
 /// Tries to start one import covering every pending entry of the file system.
+///
+/// Crash-safe order: the task (idempotent through its `ClientRequestToken`),
+/// then the open marker, the watch timer and the record; `DataImportStarted`
+/// is published on every pass, at least once. A retry after a crash gets the
+/// same task back and finishes whatever step was missing.
 pub async fn start_covering_import(deps: &Deps, file_system_id: &str, attempt: u32) -> Result<Started, Error> {
     let entries = pending(deps, file_system_id).await?;
     if entries.is_empty() {
@@ -59,72 +69,129 @@ pub async fn start_covering_import(deps: &Deps, file_system_id: &str, attempt: u
         &settings,
         &repository_floors(&deps.config, file_system_id),
     );
-    match deps.fsx.start_import(&task).await? {
-        ImportStart::Busy => {
-            watch_foreign_task(deps, file_system_id, &settings).await?;
-            Ok(Started::Busy)
+    // A task that ends between the refusal and the look at what runs leaves
+    // nothing to watch: the slot is free again, so try once more.
+    let mut started = deps.fsx.start_import(&task).await?;
+    if started == ImportStart::Busy && watch_running_task(deps, file_system_id, &settings).await? {
+        return Ok(Started::Busy);
+    }
+    if started == ImportStart::Busy {
+        started = deps.fsx.start_import(&task).await?;
+        if started == ImportStart::Busy {
+            return match watch_running_task(deps, file_system_id, &settings).await? {
+                true => Ok(Started::Busy),
+                false => Err(Error::Aws {
+                    operation: "fsx:CreateDataRepositoryTask",
+                    resource: format!("file system {file_system_id}"),
+                    code: "DataRepositoryTaskExecuting".to_owned(),
+                    message: "a task is said to run, yet none is listed as PENDING, EXECUTING or CANCELING".to_owned(),
+                    fix: "transient: it is retried".to_owned(),
+                    retryable: true,
+                }),
+            };
         }
-        ImportStart::Started { task_id } => {
-            let key = import_record_key(&task_id);
-            // The record is written last, so its presence means this task is fully set up.
-            if deps.store.get::<ImportRecord>("import record", &key).await?.is_some() {
-                return Ok(Started::Import { task_id, new: false });
-            }
-            let watch = Message::ImportWatch(ImportWatch {
-                file_system_id: file_system_id.to_owned(),
-                task_id: task_id.clone(),
-                polls: 0,
-            });
-            deps.timers
-                .arm(&deps.settings.watch_queue_url, &watch, settings.poll_interval_seconds)
+    }
+    let ImportStart::Started { task_id } = started else {
+        return Ok(Started::Busy);
+    };
+    let key = import_record_key(&task_id);
+    let existing = deps.store.get::<ImportRecord>("import record", &key).await?;
+    let new = existing.is_none();
+    let pipelines: BTreeSet<String> = entries.iter().flat_map(|e| e.pipelines.iter().cloned()).collect();
+    let record = match existing {
+        Some(record) => record,
+        None => {
+            deps.store
+                .put_once(&open_import_key(file_system_id, &task_id), &serde_json::json!({"task_id": task_id}))
                 .await?;
-            let pipelines: BTreeSet<String> = entries.iter().flat_map(|e| e.pipelines.iter().cloned()).collect();
+            arm_watch(deps, file_system_id, &task_id, &settings).await?;
             let record = ImportRecord {
                 task_id: task_id.clone(),
                 file_system_id: file_system_id.to_owned(),
                 entries: entries.iter().map(|e| e.id.clone()).collect(),
-                pipelines: pipelines.clone(),
+                pipelines,
                 attempt,
                 paths: task.paths.clone(),
                 started_at: now_epoch(),
-            };
-            deps.store.put_once(&key, &record).await?;
-            let event = DomainEvent::DataImportStarted(ImportStarted {
-                file_system_id: file_system_id.to_owned(),
-                task_id: task_id.clone(),
-                pipelines: pipelines.into_iter().collect(),
-                paths: task.paths,
                 objects: entries.iter().map(|e| e.objects.len()).sum(),
-                attempt,
-            });
-            deps.bus.publish_once(&deps.store, &format!("imports/{task_id}"), &event).await?;
-            info!(task_id, file_system_id, entries = entries.len(), "import started");
-            Ok(Started::Import { task_id, new: true })
+            };
+            // Written last, so its presence means the task is fully set up.
+            deps.store.put_once(&key, &record).await?;
+            record
         }
+    };
+    announce_started(deps, &record).await?;
+    if new {
+        info!(task_id, file_system_id, entries = entries.len(), "import started");
     }
+    Ok(Started::Import { task_id, new })
 }
 
-/// A task retrain did not start (or has not recorded yet) is running: watch
-/// it too, so pending entries are taken up when it ends.
-async fn watch_foreign_task(deps: &Deps, file_system_id: &str, settings: &ImportSettings) -> Result<(), Error> {
-    let Some(running) = deps.fsx.running_task(file_system_id).await? else {
-        return Ok(());
-    };
-    if deps
-        .store
-        .get::<ImportRecord>("import record", &import_record_key(&running.task_id))
-        .await?
-        .is_some()
-    {
-        return Ok(());
-    }
-    info!(task_id = %running.task_id, file_system_id, "watching a task retrain did not record");
+/// Publishes `DataImportStarted` from the task's record (at least once).
+pub async fn announce_started(deps: &Deps, record: &ImportRecord) -> Result<(), Error> {
+    let event = DomainEvent::DataImportStarted(ImportStarted {
+        file_system_id: record.file_system_id.clone(),
+        task_id: record.task_id.clone(),
+        pipelines: record.pipelines.iter().cloned().collect(),
+        paths: record.paths.clone(),
+        objects: record.objects,
+        attempt: record.attempt,
+    });
+    deps.bus
+        .publish_once(&deps.store, &format!("imports/{}", record.task_id), &event)
+        .await?;
+    Ok(())
+}
+
+/// The last poll of a task's watch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchLease {
+    pub polled_at: u64,
+}
+
+/// Arms a task's watch timer and refreshes its lease.
+pub async fn arm_watch(deps: &Deps, file_system_id: &str, task_id: &str, settings: &ImportSettings) -> Result<(), Error> {
     let watch = Message::ImportWatch(ImportWatch {
         file_system_id: file_system_id.to_owned(),
-        task_id: running.task_id,
+        task_id: task_id.to_owned(),
         polls: 0,
     });
     deps.timers
         .arm(&deps.settings.watch_queue_url, &watch, settings.poll_interval_seconds)
+        .await?;
+    touch_lease(deps, task_id).await
+}
+
+/// Marks the task's watch as alive now.
+pub async fn touch_lease(deps: &Deps, task_id: &str) -> Result<(), Error> {
+    deps.store
+        .put(&watch_lease_key(task_id), &WatchLease { polled_at: now_epoch() })
         .await
+}
+
+/// Whether the task's watch chain has polled recently enough to be alive.
+pub async fn watch_alive(deps: &Deps, task_id: &str, settings: &ImportSettings) -> Result<bool, Error> {
+    let lease: Option<WatchLease> = deps.store.get("watch lease", &watch_lease_key(task_id)).await?;
+    Ok(lease.is_some_and(|l| now_epoch().saturating_sub(l.polled_at) <= watch_lease_seconds(settings.max_poll_lag_seconds)))
+}
+
+/// Another task holds the file system (one retrain did not start, or one
+/// whose record is not written yet): make sure it is watched, so the pending
+/// entries are taken up when it ends. Returns false when nothing runs.
+async fn watch_running_task(deps: &Deps, file_system_id: &str, settings: &ImportSettings) -> Result<bool, Error> {
+    let Some(running) = deps.fsx.running_task(file_system_id).await? else {
+        return Ok(false);
+    };
+    deps.store
+        .put_once(
+            &open_import_key(file_system_id, &running.task_id),
+            &serde_json::json!({"task_id": running.task_id}),
+        )
+        .await?;
+    // One watch chain per task: many uploads during a long task arm no more.
+    if !watch_alive(deps, &running.task_id, settings).await? {
+        info!(task_id = %running.task_id, file_system_id, "watching the running task");
+        arm_watch(deps, file_system_id, &running.task_id, settings).await?;
+    }
+    Ok(true)
 }

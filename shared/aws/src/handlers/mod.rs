@@ -1,11 +1,14 @@
-//! The four Lambda handlers. Each is decode → decide (retrain-core) →
+//! The five Lambda handlers. Each is decode → decide (retrain-core) →
 //! execute (adapters) → report, callable from tests with a plain payload.
 
+pub mod deferral;
 pub mod imports;
 pub mod on_import;
 pub mod on_training;
 pub mod on_upload;
+pub mod reconcile;
 pub mod start_sweep;
+pub mod sweep_state;
 pub mod sweeps;
 
 use crate::error::Error;
@@ -13,6 +16,17 @@ use retrain_core::inbound::{Decoded, Skip};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use tracing::{error, info, warn};
+
+/// Who drives a step: an event (the fast path) or the scheduled reconciler.
+/// Some repairs are left to the reconciler, so that concurrent duplicate
+/// events do not each repeat them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// An event or timer: the fast path.
+    Event,
+    /// The reconciler: drives what the fast path left open.
+    Reconciler,
+}
 
 /// One entry of an SQS partial batch response.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]

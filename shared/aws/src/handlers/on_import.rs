@@ -1,14 +1,18 @@
 //! on-import: the watch timer of an import task. Running → re-arm with
-//! backoff; succeeded → retire its entries, start the follow-up, announce
-//! completion (which starts the settled pipelines' sweeps); failed → retry
-//! or block.
+//! capped backoff (and `ImportStalled` once, past `max_wait_seconds`; the
+//! watch never gives up); succeeded → retire its entries, start the
+//! follow-up, announce completion (which starts the settled pipelines'
+//! sweeps); failed or canceled → retry, or block. A task retrain did not
+//! start is watched too: when it ends, whatever is pending gets its import.
 
-use super::imports::{pending, settings_for, start_covering_import};
-use super::{now_epoch, Outcome};
+use super::imports::{arm_watch, pending, settings_for, start_covering_import, touch_lease, watch_alive};
+use super::{now_epoch, Outcome, Pass};
+use crate::adapters::fsx::TaskState;
+use crate::adapters::store::Created;
 use crate::deps::Deps;
 use crate::error::Error;
-use retrain_core::events::{DomainEvent, ImportCompleted, ImportFailed, SweepBlocked};
-use retrain_core::import_plan::{import_record_key, imported_key, pending_key, ImportRecord};
+use retrain_core::events::{DomainEvent, ImportCompleted, ImportFailed, ImportStalled, SweepBlocked};
+use retrain_core::import_plan::{import_record_key, imported_key, open_import_key, pending_key, waiting_key, ImportRecord};
 use retrain_core::inbound::{decode, Inbound};
 use retrain_core::messages::{watch_delay, ImportWatch, Message};
 use std::collections::BTreeSet;
@@ -22,7 +26,7 @@ pub async fn handle(deps: &Deps, payload: &serde_json::Value) -> Result<serde_js
         let ids = BTreeSet::from([item.message_id.clone()]);
         match &item.event {
             Inbound::Message(Message::ImportWatch(w)) => {
-                if let Err(e) = watch(deps, w, &mut out).await {
+                if let Err(e) = check(deps, w, Pass::Event, &mut out).await {
                     out.failed(&ids, e, &mut fatal);
                 }
             }
@@ -32,117 +36,196 @@ pub async fn handle(deps: &Deps, payload: &serde_json::Value) -> Result<serde_js
     out.finish(fatal)
 }
 
-async fn watch(deps: &Deps, w: &ImportWatch, out: &mut Outcome) -> Result<(), Error> {
+/// Looks at one import task and does what its state calls for. Its watch
+/// timer (`Pass::Event`) re-arms the next poll while the task runs; the
+/// reconciler arms a watch only if the task's chain died.
+pub async fn check(deps: &Deps, w: &ImportWatch, pass: Pass, out: &mut Outcome) -> Result<(), Error> {
     let fs = &w.file_system_id;
     let Some(task) = deps.fsx.task(&w.task_id).await? else {
         out.did(format!("task {} is gone; importing what is pending on {fs}", w.task_id));
         start_covering_import(deps, fs, 1).await?;
-        return Ok(());
+        return deps.store.delete(&open_import_key(fs, &w.task_id)).await;
     };
     let record: Option<ImportRecord> = deps.store.get("import record", &import_record_key(&w.task_id)).await?;
-    let settings = settings_for(deps, fs);
-    let pipelines: Vec<String> = record.as_ref().map(|r| r.pipelines.iter().cloned().collect()).unwrap_or_default();
-    let scope = format!("imports/{}", w.task_id);
     match task.lifecycle.as_str() {
-        _ if task.is_running() => {
-            let waited = record.as_ref().map(|r| now_epoch().saturating_sub(r.started_at)).unwrap_or(0);
-            if waited > settings.max_wait_seconds {
-                let failure = format!(
-                    "still {} after {waited} s (import.max_wait_seconds = {})",
-                    task.lifecycle, settings.max_wait_seconds
-                );
-                let event = DomainEvent::DataImportFailed(ImportFailed {
-                    file_system_id: fs.clone(),
-                    task_id: w.task_id.clone(),
-                    pipelines: pipelines.clone(),
-                    failure: failure.clone(),
-                    attempt: record.as_ref().map(|r| r.attempt).unwrap_or(1),
-                    will_retry: false,
-                });
-                deps.bus.publish_once(&deps.store, &scope, &event).await?;
-                block(deps, &scope, &pipelines, &format!("import {} on {fs} is {failure}: its uploads stay pending; check the task in the FSx console, or raise max_wait_seconds", w.task_id)).await?;
-                out.did(format!("gave up watching {}", w.task_id));
-                return Ok(());
-            }
-            let next = ImportWatch {
-                polls: w.polls + 1,
-                ..w.clone()
-            };
-            let delay = watch_delay(settings.poll_interval_seconds, next.polls);
-            deps.timers
-                .arm(&deps.settings.watch_queue_url, &Message::ImportWatch(next), delay)
-                .await?;
-            out.did(format!("import {} is {}; next look in {delay} s", w.task_id, task.lifecycle));
-        }
-        "SUCCEEDED" => {
-            if let Some(r) = &record {
-                // Mark before deleting, so a redelivered batch never finds neither.
-                for entry in &r.entries {
-                    deps.store
-                        .put_once(&imported_key(fs, entry), &serde_json::json!({"task_id": w.task_id}))
-                        .await?;
-                    deps.store.delete(&pending_key(fs, entry)).await?;
-                }
-            }
-            let remaining = pending(deps, fs).await?;
-            let waiting: BTreeSet<String> = remaining.iter().flat_map(|e| e.pipelines.iter().cloned()).collect();
-            if !remaining.is_empty() {
-                let started = start_covering_import(deps, fs, 1).await?;
-                out.did(format!(
-                    "follow-up import for {} pending entr(ies) on {fs}: {started:?}",
-                    remaining.len()
-                ));
-            }
-            let settled: Vec<String> = pipelines.iter().filter(|p| !waiting.contains(*p)).cloned().collect();
-            let event = DomainEvent::DataImportCompleted(ImportCompleted {
-                file_system_id: fs.clone(),
-                task_id: w.task_id.clone(),
-                pipelines: pipelines.clone(),
-                settled: settled.clone(),
-            });
-            if deps.bus.publish_once(&deps.store, &scope, &event).await? {
-                info!(task_id = %w.task_id, ?settled, "import completed");
-            }
-            out.did(format!("import {} succeeded; sweeps to start: {settled:?}", w.task_id));
-        }
-        _ => {
-            let failure = task.failure.clone().unwrap_or_else(|| format!("task ended {}", task.lifecycle));
-            let attempt = record.as_ref().map(|r| r.attempt).unwrap_or(1);
-            let will_retry = record.is_some() && attempt < settings.max_attempts;
-            let event = DomainEvent::DataImportFailed(ImportFailed {
-                file_system_id: fs.clone(),
-                task_id: w.task_id.clone(),
-                pipelines: pipelines.clone(),
-                failure: failure.clone(),
-                attempt,
-                will_retry,
-            });
-            deps.bus.publish_once(&deps.store, &scope, &event).await?;
-            if will_retry {
-                let started = start_covering_import(deps, fs, attempt + 1).await?;
-                out.did(format!(
-                    "import {} {}: retry {}: {started:?}",
-                    w.task_id,
-                    task.lifecycle,
-                    attempt + 1
-                ));
-            } else {
-                block(deps, &scope, &pipelines, &format!("import {} on {fs} {}: {failure}; uploads stay pending and the next upload retries them — fix the cause (paths inside the data repository, file system AVAILABLE)", w.task_id, task.lifecycle)).await?;
-                out.did(format!("import {} {}: no retry left", w.task_id, task.lifecycle));
-            }
-        }
+        _ if task.is_running() => running(deps, w, &task, record.as_ref(), pass, out).await?,
+        "SUCCEEDED" => succeeded(deps, w, record.as_ref(), out).await?,
+        _ => ended_badly(deps, w, &task, record.as_ref(), out).await?,
     }
     Ok(())
 }
 
-async fn block(deps: &Deps, scope: &str, pipelines: &[String], problem: &str) -> Result<(), Error> {
-    for p in pipelines {
-        let event = DomainEvent::SweepBlocked(SweepBlocked {
-            pipeline: p.clone(),
-            sweep_id: None,
-            problems: vec![problem.to_owned()],
-        });
-        deps.bus.publish_once(&deps.store, &format!("{scope}/{p}"), &event).await?;
+async fn running(
+    deps: &Deps,
+    w: &ImportWatch,
+    task: &TaskState,
+    record: Option<&ImportRecord>,
+    pass: Pass,
+    out: &mut Outcome,
+) -> Result<(), Error> {
+    let fs = &w.file_system_id;
+    let settings = settings_for(deps, fs);
+    if let Some(r) = record {
+        let waited = now_epoch().saturating_sub(r.started_at);
+        if waited > settings.max_wait_seconds {
+            let event = DomainEvent::ImportStalled(ImportStalled {
+                file_system_id: fs.clone(),
+                task_id: Some(w.task_id.clone()),
+                pipelines: r.pipelines.iter().cloned().collect(),
+                since: r.started_at,
+                pending_entries: r.entries.len(),
+                problem: format!("import {} on {fs} is still {} after {waited} s", w.task_id, task.lifecycle),
+                fix: format!(
+                    "check the task in the FSx console (a very large prefix, or a file system under load); retrain keeps watching, and raise import.max_wait_seconds ({}) if imports this long are normal",
+                    settings.max_wait_seconds
+                ),
+            });
+            deps.bus
+                .publish_once(&deps.store, &format!("imports/{}", w.task_id), &event)
+                .await?;
+        }
+    }
+    match pass {
+        Pass::Event => {
+            let next = ImportWatch {
+                polls: w.polls + 1,
+                ..w.clone()
+            };
+            let delay = watch_delay(settings.poll_interval_seconds, next.polls, settings.max_poll_lag_seconds);
+            deps.timers
+                .arm(&deps.settings.watch_queue_url, &Message::ImportWatch(next), delay)
+                .await?;
+            touch_lease(deps, &w.task_id).await?;
+            out.did(format!("import {} is {}; next look in {delay} s", w.task_id, task.lifecycle));
+        }
+        Pass::Reconciler if !watch_alive(deps, &w.task_id, &settings).await? => {
+            arm_watch(deps, fs, &w.task_id, &settings).await?;
+            out.did(format!(
+                "import {} is {}; its watch had stopped, armed a new one",
+                w.task_id, task.lifecycle
+            ));
+        }
+        Pass::Reconciler => {}
     }
     Ok(())
+}
+
+async fn succeeded(deps: &Deps, w: &ImportWatch, record: Option<&ImportRecord>, out: &mut Outcome) -> Result<(), Error> {
+    let fs = &w.file_system_id;
+    let settings = settings_for(deps, fs);
+    if let Some(r) = record {
+        // Mark before deleting, so a redelivered batch never finds neither.
+        for entry in &r.entries {
+            deps.store
+                .put_once(&imported_key(fs, entry), &serde_json::json!({"task_id": w.task_id}))
+                .await?;
+            deps.store.delete(&pending_key(fs, entry)).await?;
+        }
+    }
+    let remaining = pending(deps, fs).await?;
+    let waiting: BTreeSet<String> = remaining.iter().flat_map(|e| e.pipelines.iter().cloned()).collect();
+    if !remaining.is_empty() {
+        let started = start_covering_import(deps, fs, 1).await?;
+        out.did(format!(
+            "follow-up import for {} pending entr(ies) on {fs}: {started:?}",
+            remaining.len()
+        ));
+    }
+    let pipelines: Vec<String> = record.map(|r| r.pipelines.iter().cloned().collect()).unwrap_or_default();
+    // Under steady uploads something is always pending: a pipeline that has
+    // waited longer than max_pending_seconds trains on what is imported now.
+    let mut settled = Vec::new();
+    for p in &pipelines {
+        if !waiting.contains(p) || waited_too_long(deps, p, settings.max_pending_seconds).await? {
+            settled.push(p.clone());
+        }
+    }
+    let event = DomainEvent::DataImportCompleted(ImportCompleted {
+        file_system_id: fs.clone(),
+        task_id: w.task_id.clone(),
+        pipelines,
+        settled: settled.clone(),
+    });
+    if deps
+        .bus
+        .publish_once(&deps.store, &format!("imports/{}", w.task_id), &event)
+        .await?
+    {
+        info!(task_id = %w.task_id, ?settled, "import completed");
+    }
+    for p in &settled {
+        deps.store.delete(&waiting_key(p)).await?;
+    }
+    out.did(format!("import {} succeeded; sweeps to start: {settled:?}", w.task_id));
+    deps.store.delete(&open_import_key(fs, &w.task_id)).await
+}
+
+/// Notes since when the pipeline waits (once); true when that is longer than `limit`.
+async fn waited_too_long(deps: &Deps, pipeline: &str, limit: u64) -> Result<bool, Error> {
+    let key = waiting_key(pipeline);
+    let now = now_epoch();
+    let since = match deps.store.put_once(&key, &serde_json::json!({ "since": now })).await? {
+        Created::Now => now,
+        Created::AlreadyThere => deps
+            .store
+            .get::<serde_json::Value>("pipeline wait", &key)
+            .await?
+            .and_then(|v| v["since"].as_u64())
+            .unwrap_or(now),
+    };
+    Ok(now.saturating_sub(since) > limit)
+}
+
+async fn ended_badly(
+    deps: &Deps,
+    w: &ImportWatch,
+    task: &TaskState,
+    record: Option<&ImportRecord>,
+    out: &mut Outcome,
+) -> Result<(), Error> {
+    let fs = &w.file_system_id;
+    let settings = settings_for(deps, fs);
+    let scope = format!("imports/{}", w.task_id);
+    let failure = task.failure.clone().unwrap_or_else(|| format!("task ended {}", task.lifecycle));
+    let Some(record) = record else {
+        // Not retrain's task (a manual export, a cancel): it held the file
+        // system; now the uploads pending behind it get their import.
+        let started = start_covering_import(deps, fs, 1).await?;
+        out.did(format!(
+            "task {} ({}) is not retrain's; pending uploads: {started:?}",
+            w.task_id, task.lifecycle
+        ));
+        return deps.store.delete(&open_import_key(fs, &w.task_id)).await;
+    };
+    let pipelines: Vec<String> = record.pipelines.iter().cloned().collect();
+    let will_retry = record.attempt < settings.max_attempts;
+    let event = DomainEvent::DataImportFailed(ImportFailed {
+        file_system_id: fs.clone(),
+        task_id: w.task_id.clone(),
+        pipelines: pipelines.clone(),
+        failure: failure.clone(),
+        attempt: record.attempt,
+        will_retry,
+    });
+    deps.bus.publish_once(&deps.store, &scope, &event).await?;
+    if will_retry {
+        let started = start_covering_import(deps, fs, record.attempt + 1).await?;
+        out.did(format!(
+            "import {} {}: retry {}: {started:?}",
+            w.task_id,
+            task.lifecycle,
+            record.attempt + 1
+        ));
+    } else {
+        for p in &pipelines {
+            let event = DomainEvent::SweepBlocked(SweepBlocked {
+                pipeline: p.clone(),
+                sweep_id: None,
+                problems: vec![format!("import {} on {fs} {}: {failure}; uploads stay pending and the next upload retries them — fix the cause (paths inside the data repository, file system AVAILABLE)", w.task_id, task.lifecycle)],
+            });
+            deps.bus.publish_once(&deps.store, &format!("{scope}/{p}"), &event).await?;
+        }
+        out.did(format!("import {} {}: no retry left", w.task_id, task.lifecycle));
+    }
+    deps.store.delete(&open_import_key(fs, &w.task_id)).await
 }

@@ -1,8 +1,9 @@
 //! on-training: a training job of ours changed state (or a relaunch timer
 //! fired): run the sweep's lanes.
 
-use super::sweeps::{load, observation, reconcile};
-use super::Outcome;
+use super::deferral;
+use super::sweeps::{advance, load, observation, Progress};
+use super::{Outcome, Pass};
 use crate::deps::Deps;
 use crate::error::Error;
 use retrain_core::failure::JobStatus;
@@ -23,6 +24,7 @@ pub async fn handle(deps: &Deps, payload: &serde_json::Value) -> Result<serde_js
             message_id: item.message_id.clone(),
             malformed: false,
         };
+        let mut tick = None;
         let (pipeline, sweep_id, fresh) = match &item.event {
             Inbound::TrainingJobStateChange(c) => {
                 let (Some(p), Some(s)) = (c.tags.get(names::TAG_PIPELINE), c.tags.get(names::TAG_SWEEP)) else {
@@ -48,7 +50,10 @@ pub async fn handle(deps: &Deps, payload: &serde_json::Value) -> Result<serde_js
                     )),
                 )
             }
-            Inbound::Message(Message::SweepTick(t)) => (t.pipeline.clone(), t.sweep_id.clone(), None),
+            Inbound::Message(Message::SweepTick(t)) => {
+                tick = Some(t.clone());
+                (t.pipeline.clone(), t.sweep_id.clone(), None)
+            }
             _ => {
                 out.skipped.push(skip(
                     "on-training takes SageMaker Training Job State Change events and sweep ticks".into(),
@@ -66,7 +71,12 @@ pub async fn handle(deps: &Deps, payload: &serde_json::Value) -> Result<serde_js
             };
             let fresh = fresh
                 .and_then(|(name, status, secondary, reason, metrics)| observation(&manifest, &name, status, secondary, reason, metrics));
-            reconcile(deps, &manifest, fresh, &mut out).await
+            let progress = advance(deps, &manifest, fresh, Pass::Event, &mut out).await?;
+            // A tick that found the launch still refused keeps its chain going.
+            match (&tick, progress) {
+                (Some(t), Progress::Deferred) => deferral::next_tick(deps, &manifest, t).await,
+                _ => Ok(()),
+            }
         }
         .await;
         if let Err(e) = result {

@@ -9,7 +9,9 @@ use retrain_core::messages::Message;
 use retrain_core::sweep::SweepTrigger;
 use std::collections::BTreeSet;
 
-/// `request_id` is the Lambda request id: the idempotency key of a request without its own.
+/// `request_id` is the Lambda request id: the idempotency key of a direct
+/// request without its own. A request that came through EventBridge is keyed
+/// on the event's `id`, which stays the same when EventBridge delivers it twice.
 pub async fn handle(deps: &Deps, payload: &serde_json::Value, request_id: &str) -> Result<serde_json::Value, Error> {
     let decoded = decode(payload);
     let mut out = Outcome::from_decoded(&decoded);
@@ -48,7 +50,11 @@ pub async fn handle(deps: &Deps, payload: &serde_json::Value, request_id: &str) 
                 }
             }
             Inbound::Message(Message::StartSweep(req)) => {
-                let id = req.request_id.clone().unwrap_or_else(|| request_id.to_owned());
+                let id = req
+                    .request_id
+                    .clone()
+                    .or_else(|| item.event_id.clone())
+                    .unwrap_or_else(|| request_id.to_owned());
                 starts.push((
                     req.pipeline.clone(),
                     SweepTrigger {

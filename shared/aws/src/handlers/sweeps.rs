@@ -1,27 +1,44 @@
-//! Starting a sweep and running its lanes: shared by start-sweep and on-training.
+//! Starting a sweep and running its lanes: shared by start-sweep,
+//! on-training and the reconciler.
+//!
+//! Every step is ordered so that a retry finishes it: the open marker before
+//! the manifest, a job's end record before the lanes are decided, the launch
+//! record only after `CreateTrainingJob` took effect and was announced, and
+//! the sweep closed only after `SweepCompleted` is out.
 
-use super::Outcome;
-use crate::adapters::sagemaker::{Launched, SageMaker};
+use super::sweep_state::{self, SweepState};
+use super::{deferral, now_epoch, Outcome, Pass};
+use crate::adapters::sagemaker::Launched;
 use crate::adapters::store::Created;
 use crate::deps::Deps;
 use crate::error::Error;
 use retrain_core::config::Pipeline;
-use retrain_core::events::{DomainEvent, JobLaunched, SweepBlocked, SweepCompleted, SweepStarted, VariantRetried};
-use retrain_core::failure::classify;
+use retrain_core::events::{once_marker_key, DomainEvent, JobLaunched, SweepBlocked, SweepCompleted, SweepStarted, VariantRetried};
 use retrain_core::failure::JobStatus;
-use retrain_core::lanes::{decide, JobObservation, Retry};
-use retrain_core::messages::{Message, SweepTick};
+use retrain_core::lanes::{decide, rank, JobObservation, Launch, Retry};
 use retrain_core::names;
 use retrain_core::plan::file_system_type;
 use retrain_core::sweep::{manifest_key, SweepManifest, SweepTrigger};
-use retrain_core::telemetry::{emf, timing};
-use std::collections::HashMap;
+use retrain_core::sweep_records::{attempt_names, event_scope, job_event_scope, launched_key, open_sweep_key, results_key};
+use serde::{Deserialize, Serialize};
 
-/// Seconds before a launch refused by a quota or throttling is tried again.
-pub const RELAUNCH_DELAY_SECONDS: u32 = 60;
+/// The body of `open/sweeps/<pipeline>/<sweep>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenSweep {
+    pub pipeline: String,
+    pub sweep_id: String,
+    pub opened_at: u64,
+}
 
-fn scope(manifest: &SweepManifest) -> String {
-    format!("sweeps/{}/{}", manifest.pipeline.name, manifest.sweep_id)
+/// What one pass over a sweep's lanes left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Jobs run (or are being launched); their state changes drive the next pass.
+    Running,
+    /// A launch waits for a quota; the tick chain or the reconciler tries again.
+    Deferred,
+    /// Every variant is final and `SweepCompleted` is published.
+    Completed,
 }
 
 /// Starts (or, for a duplicate trigger, resumes) a sweep of `pipeline`.
@@ -42,7 +59,7 @@ pub async fn start(
                 sweep_id: None,
                 problems: vec![e.to_string()],
             });
-            return deps.bus.publish(&event).await;
+            return deps.bus.publish(&event, &event.content_id()).await;
         }
     };
     let key = fresh.key();
@@ -67,15 +84,29 @@ pub async fn start(
                 sweep_id: Some(fresh.sweep_id.clone()),
                 problems,
             });
-            deps.bus.publish_once(&deps.store, &scope(&fresh), &event).await?;
+            deps.bus.publish_once(&deps.store, &event_scope(&fresh), &event).await?;
             return Ok(());
         }
     }
+    // The intent first: the reconciler finds every open sweep from these markers.
+    let open = OpenSweep {
+        pipeline: pipeline.name.clone(),
+        sweep_id: fresh.sweep_id.clone(),
+        opened_at: now_epoch(),
+    };
+    deps.store.put_once(&open_sweep_key(&pipeline.name, &fresh.sweep_id), &open).await?;
     let manifest = match deps.store.put_once(&key, &fresh).await? {
         Created::Now => fresh,
         // A duplicate trigger: the first manifest is the truth.
         Created::AlreadyThere => deps.store.get("sweep manifest", &key).await?.unwrap_or(fresh),
     };
+    announce_start(deps, &manifest, out).await?;
+    advance(deps, &manifest, None, Pass::Event, out).await.map(|_| ())
+}
+
+/// Publishes `SweepStarted` (at least once; the reconciler repeats it for an open sweep).
+pub async fn announce_start(deps: &Deps, manifest: &SweepManifest, out: &mut Outcome) -> Result<(), Error> {
+    let pipeline = &manifest.pipeline;
     let event = DomainEvent::SweepStarted(SweepStarted {
         pipeline: pipeline.name.clone(),
         sweep_id: manifest.sweep_id.clone(),
@@ -84,9 +115,9 @@ pub async fn start(
         max_parallel: manifest.max_parallel(),
         file_system_id: pipeline.file_system.id.clone(),
         file_system_type: file_system_type(pipeline).to_owned(),
-        manifest: format!("s3://{}/{key}", deps.store.bucket()),
+        manifest: format!("s3://{}/{}", deps.store.bucket(), manifest.key()),
     });
-    if deps.bus.publish_once(&deps.store, &scope(&manifest), &event).await? {
+    if deps.bus.publish_once(&deps.store, &event_scope(manifest), &event).await? {
         out.did(format!(
             "sweep {} of {} started: {} variant(s)",
             manifest.sweep_id,
@@ -94,7 +125,7 @@ pub async fn start(
             manifest.variants.len()
         ));
     }
-    reconcile(deps, &manifest, None, out).await
+    Ok(())
 }
 
 /// Reads a sweep's manifest; `None` if it does not exist.
@@ -102,117 +133,168 @@ pub async fn load(deps: &Deps, pipeline: &str, sweep_id: &str) -> Result<Option<
     deps.store.get("sweep manifest", &manifest_key(pipeline, sweep_id)).await
 }
 
-/// Looks at the sweep's jobs in SageMaker, launches each lane's next job, and
-/// announces the end once every variant is final. `fresh` is a job state
-/// from an event, newer than what ListTrainingJobs may show.
-pub async fn reconcile(deps: &Deps, manifest: &SweepManifest, fresh: Option<JobObservation>, out: &mut Outcome) -> Result<(), Error> {
-    let fresh_name = fresh.as_ref().map(|f| f.training_job_name.clone());
-    let mut jobs = observe(&deps.sagemaker, manifest, fresh.clone(), Details::Needed).await?;
-    if let Some(job) = fresh_name.as_ref().and_then(|n| jobs.iter().find(|j| &j.training_job_name == n)) {
-        emit_metrics(deps, manifest, job).await?;
+/// One pass over the sweep's lanes. `fresh` is a job state from an event:
+/// its end is recorded first, so the listing that follows includes it. Then
+/// every lane's next job is launched and, once every variant is final, the
+/// end is announced.
+pub async fn advance(
+    deps: &Deps,
+    manifest: &SweepManifest,
+    fresh: Option<JobObservation>,
+    pass: Pass,
+    out: &mut Outcome,
+) -> Result<Progress, Error> {
+    if let Some(f) = fresh.as_ref().filter(|f| f.status.is_terminal()) {
+        sweep_state::record_end(&deps.store, manifest, f).await?;
     }
-    // A job whose create succeeded but whose announcement failed (the
-    // invocation was then retried) is announced now: while it runs, or when
-    // its own state change arrives.
-    for job in jobs
+    let mut state = sweep_state::load(&deps.store, manifest).await?;
+    if let Some(f) = &fresh {
+        // The event carries the details (reason, metrics) the record's key does not.
+        if let Some(job) = state.jobs.iter_mut().find(|j| j.training_job_name == f.training_job_name) {
+            if f.status.is_terminal() || !job.status.is_terminal() {
+                *job = JobObservation {
+                    failure_class: job.failure_class,
+                    ..f.clone()
+                };
+            }
+        }
+        if f.status.is_terminal() {
+            sweep_state::emit_metrics(deps, manifest, f, &state.jobs).await?;
+        }
+    }
+    announce_unrecorded(deps, manifest, &state, out).await?;
+    let decision = decide(manifest, &state.jobs);
+    if decision.completed.is_some() {
+        complete(deps, manifest, state.jobs, out).await?;
+        return Ok(Progress::Completed);
+    }
+    for launch in &decision.launches {
+        if !self::launch(deps, manifest, &state, launch, pass, out).await? {
+            return Ok(Progress::Deferred);
+        }
+    }
+    if state.deferred {
+        deferral::clear(deps, manifest).await?;
+    }
+    Ok(Progress::Running)
+}
+
+/// Creates one job, announces it, then records the launch. Returns false
+/// when SageMaker refused it for a quota or throttling (deferred).
+///
+/// The invocation whose create made the job announces it. A job that was
+/// already there belongs to a concurrent invocation that is announcing it
+/// now, or to one that died before it could: the reconciler (or the job's
+/// end, see `announce_unrecorded`) finishes that one, so concurrent
+/// duplicate events do not each announce the job again.
+async fn launch(
+    deps: &Deps,
+    manifest: &SweepManifest,
+    state: &SweepState,
+    launch: &Launch,
+    pass: Pass,
+    out: &mut Outcome,
+) -> Result<bool, Error> {
+    let request = match manifest.training_job(launch.position, launch.attempt) {
+        Ok(r) => r,
+        Err(e) => {
+            let event = DomainEvent::SweepBlocked(SweepBlocked {
+                pipeline: manifest.pipeline.name.clone(),
+                sweep_id: Some(manifest.sweep_id.clone()),
+                problems: vec![e.to_string()],
+            });
+            deps.bus.publish_once(&deps.store, &event_scope(manifest), &event).await?;
+            out.did(format!("blocked: {e}"));
+            return Ok(false);
+        }
+    };
+    let name = request.training_job_name.clone();
+    match deps.sagemaker.launch(&request).await? {
+        Launched::Deferred { code, message } => {
+            deferral::defer(deps, manifest, &name, &code, &message, out).await?;
+            return Ok(false);
+        }
+        Launched::Created => out.did(format!("launched {name} (lane {}, attempt {})", launch.lane, launch.attempt)),
+        Launched::AlreadyExists if pass == Pass::Event => {
+            out.did(format!("{name} already launched"));
+            return Ok(true);
+        }
+        Launched::AlreadyExists => out.did(format!("{name} was created, but its launch was never recorded")),
+    }
+    let retry = match &launch.retry_of {
+        Some(r) => Some(retry_details(deps, manifest, state, r).await?),
+        None => None,
+    };
+    announce(deps, manifest, &launch.variant_id, launch.lane, launch.attempt, &name, retry).await?;
+    record_launch(deps, manifest, &name).await?;
+    Ok(true)
+}
+
+async fn record_launch(deps: &Deps, manifest: &SweepManifest, name: &str) -> Result<(), Error> {
+    let at = serde_json::json!({"launched_at": now_epoch()});
+    deps.store.put_once(&launched_key(manifest, name), &at).await.map(|_| ())
+}
+
+/// A retry's previous failure as recorded, when the decision came from a listing without it.
+async fn retry_details(deps: &Deps, manifest: &SweepManifest, state: &SweepState, retry: &Retry) -> Result<Retry, Error> {
+    if !retry.failure_reason.is_empty() {
+        return Ok(retry.clone());
+    }
+    let Some(previous) = state.jobs.iter().find(|j| j.training_job_name == retry.training_job_name) else {
+        return Ok(retry.clone());
+    };
+    let record = sweep_state::end_record(&deps.store, manifest, previous).await?;
+    let Some(job) = record.map(|r| r.job) else {
+        return Ok(retry.clone());
+    };
+    let (_, why) = retrain_core::failure::classify(job.status, job.secondary_status.as_deref(), job.failure_reason.as_deref());
+    Ok(Retry {
+        training_job_name: retry.training_job_name.clone(),
+        failure_reason: job.failure_reason.unwrap_or_default(),
+        why: why.to_owned(),
+    })
+}
+
+/// A job whose create took effect but whose launch record is missing (the
+/// invocation died in between) and that has ended since: announce it now,
+/// so its `TrainingJobLaunched` is never lost.
+async fn announce_unrecorded(deps: &Deps, manifest: &SweepManifest, state: &SweepState, out: &mut Outcome) -> Result<(), Error> {
+    let names = attempt_names(manifest);
+    for job in state
+        .jobs
         .iter()
-        .filter(|j| !j.status.is_terminal() || Some(&j.training_job_name) == fresh_name.as_ref())
+        .filter(|j| j.status.is_terminal() && !state.launched.contains(&j.training_job_name))
     {
-        let Some(position) = manifest.position_of(&job.variant_id) else {
+        let Some(&(position, attempt)) = names.get(&job.training_job_name) else {
             continue;
         };
-        let retry = (job.attempt > 1)
-            .then(|| jobs.iter().find(|p| p.variant_id == job.variant_id && p.attempt == job.attempt - 1))
-            .flatten()
-            .map(|previous| Retry {
-                training_job_name: previous.training_job_name.clone(),
-                failure_reason: previous.failure_reason.clone().unwrap_or_default(),
-                why: classify(
-                    previous.status,
-                    previous.secondary_status.as_deref(),
-                    previous.failure_reason.as_deref(),
-                )
-                .1
-                .to_owned(),
-            });
+        let retry = (attempt > 1).then(|| Retry {
+            training_job_name: manifest.job_name(position, attempt - 1),
+            failure_reason: String::new(),
+            why: String::new(),
+        });
+        let retry = match retry {
+            Some(r) => Some(retry_details(deps, manifest, state, &r).await?),
+            None => None,
+        };
         announce(
             deps,
             manifest,
             &job.variant_id,
             manifest.lane_of(position),
-            job.attempt,
+            attempt,
             &job.training_job_name,
             retry,
         )
         .await?;
-    }
-    let mut decision = decide(manifest, &jobs);
-    if decision.completed.is_some() {
-        // The end: describe every job once, for the ranking and its timing.
-        jobs = observe(&deps.sagemaker, manifest, fresh, Details::All).await?;
-        decision = decide(manifest, &jobs);
-    }
-    for launch in &decision.launches {
-        let request = match manifest.training_job(launch.position, launch.attempt) {
-            Ok(r) => r,
-            Err(e) => {
-                let event = DomainEvent::SweepBlocked(SweepBlocked {
-                    pipeline: manifest.pipeline.name.clone(),
-                    sweep_id: Some(manifest.sweep_id.clone()),
-                    problems: vec![e.to_string()],
-                });
-                deps.bus.publish_once(&deps.store, &scope(manifest), &event).await?;
-                out.did(format!("blocked: {e}"));
-                return Ok(());
-            }
-        };
-        let name = request.training_job_name.clone();
-        let launched = deps.sagemaker.launch(&request).await?;
-        if let Launched::Deferred { code, message } = &launched {
-            let tick = Message::SweepTick(SweepTick {
-                pipeline: manifest.pipeline.name.clone(),
-                sweep_id: manifest.sweep_id.clone(),
-                ticks: 0,
-            });
-            deps.timers
-                .arm(&deps.settings.tick_queue_url, &tick, RELAUNCH_DELAY_SECONDS)
-                .await?;
-            out.did(format!(
-                "{name} deferred ({code}: {message}); lanes run again in {RELAUNCH_DELAY_SECONDS} s"
-            ));
-            return Ok(());
-        }
-        out.did(match launched {
-            Launched::Created => format!("launched {name} (lane {}, attempt {})", launch.lane, launch.attempt),
-            _ => format!("{name} already launched"),
-        });
-        announce(
-            deps,
-            manifest,
-            &launch.variant_id,
-            launch.lane,
-            launch.attempt,
-            &name,
-            launch.retry_of.clone(),
-        )
-        .await?;
-    }
-    if let Some(outcome) = decision.completed {
-        let event = DomainEvent::SweepCompleted(SweepCompleted {
-            pipeline: manifest.pipeline.name.clone(),
-            sweep_id: manifest.sweep_id.clone(),
-            best: outcome.best().cloned(),
-            outcome,
-        });
-        if deps.bus.publish_once(&deps.store, &scope(manifest), &event).await? {
-            out.did(format!("sweep {} of {} completed", manifest.sweep_id, manifest.pipeline.name));
-        }
+        record_launch(deps, manifest, &job.training_job_name).await?;
+        out.did(format!("announced {} late", job.training_job_name));
     }
     Ok(())
 }
 
-/// Publishes `TrainingJobLaunched` (and `VariantRetried` for a retry) once
-/// per job, whichever invocation gets there first.
+/// Publishes `TrainingJobLaunched` (and `VariantRetried` for a retry), at
+/// least once per job, each with the job's own event id.
 async fn announce(
     deps: &Deps,
     manifest: &SweepManifest,
@@ -222,7 +304,7 @@ async fn announce(
     name: &str,
     retry: Option<Retry>,
 ) -> Result<(), Error> {
-    let job_scope = format!("{}/jobs/{name}", scope(manifest));
+    let scope = job_event_scope(manifest, name);
     let base = JobLaunched {
         pipeline: manifest.pipeline.name.clone(),
         sweep_id: manifest.sweep_id.clone(),
@@ -243,132 +325,42 @@ async fn announce(
             failure_reason: retry.failure_reason,
             why: retry.why,
         });
-        deps.bus.publish_once(&deps.store, &job_scope, &event).await?;
+        deps.bus.publish_once(&deps.store, &scope, &event).await?;
     }
     deps.bus
-        .publish_once(&deps.store, &job_scope, &DomainEvent::TrainingJobLaunched(base))
+        .publish_once(&deps.store, &scope, &DomainEvent::TrainingJobLaunched(base))
         .await?;
     Ok(())
 }
 
-/// Writes the finished job's start-up breakdown as one CloudWatch embedded
-/// metric format record, once per job even if its event comes twice.
-async fn emit_metrics(deps: &Deps, manifest: &SweepManifest, job: &JobObservation) -> Result<(), Error> {
-    let Some(t) = job.timing.as_ref().filter(|_| job.status.is_terminal()) else {
-        return Ok(());
-    };
-    let marker = format!("{}/metrics/{}", scope(manifest), job.training_job_name);
-    if deps.store.put_once(&marker, t).await? == Created::Now {
-        let record = emf(
-            &manifest.pipeline.name,
-            file_system_type(&manifest.pipeline),
-            &job.training_job_name,
-            t,
-            super::now_epoch() * 1000,
-        );
-        deps.metrics.emit(&record);
+/// Every variant is final: rank them once (one describe per job), write the
+/// full results to S3, announce the end with the best variant and the
+/// counts, then close the sweep.
+async fn complete(deps: &Deps, manifest: &SweepManifest, mut jobs: Vec<JobObservation>, out: &mut Outcome) -> Result<(), Error> {
+    let scope = event_scope(manifest);
+    let open = open_sweep_key(&manifest.pipeline.name, &manifest.sweep_id);
+    if deps.store.exists(&once_marker_key(&scope, "SweepCompleted")).await? {
+        // A late duplicate: the end is out; make sure the sweep is closed.
+        return deps.store.delete(&open).await;
     }
-    Ok(())
-}
-
-/// Which finished jobs [`observe`] describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Details {
-    /// What deciding the next launches needs: failed and stopped jobs (their
-    /// reasons decide retries), the event's job and the job before it in its
-    /// lane (start-up telemetry and warm pool reuse). One state change then
-    /// costs a few describes, not one per finished job of the sweep.
-    Needed,
-    /// Every finished job: metrics and timing for the ranking and `retrain status`.
-    All,
-}
-
-/// The sweep's jobs as SageMaker knows them, with details (metrics, failure,
-/// timing) for the finished ones `details` asks for. `fresh` is the state an
-/// event just reported.
-pub async fn observe(
-    sagemaker: &SageMaker,
-    manifest: &SweepManifest,
-    fresh: Option<JobObservation>,
-    details: Details,
-) -> Result<Vec<JobObservation>, Error> {
-    let max_attempts = manifest.pipeline.sweep.max_retries + 1;
-    let mut by_name: HashMap<String, (usize, u32)> = HashMap::new();
-    for position in 0..manifest.variants.len() {
-        for attempt in 1..=max_attempts {
-            by_name.insert(manifest.job_name(position, attempt), (position, attempt));
-        }
+    sweep_state::describe_finished(&deps.sagemaker, &mut jobs).await?;
+    let outcome = decide(manifest, &jobs).completed.unwrap_or_else(|| rank(manifest, Vec::new()));
+    let key = results_key(manifest);
+    deps.store.put(&key, &outcome).await?;
+    let event = DomainEvent::SweepCompleted(SweepCompleted {
+        pipeline: manifest.pipeline.name.clone(),
+        sweep_id: manifest.sweep_id.clone(),
+        best: outcome.best().cloned(),
+        metric: outcome.metric.clone(),
+        direction: outcome.direction,
+        ranked: outcome.ranked.len(),
+        unranked: outcome.unranked.len(),
+        results: format!("s3://{}/{key}", deps.store.bucket()),
+    });
+    if deps.bus.publish_once(&deps.store, &scope, &event).await? {
+        out.did(format!("sweep {} of {} completed", manifest.sweep_id, manifest.pipeline.name));
     }
-    let prefix = names::sweep_job_prefix(&manifest.pipeline.name, &manifest.sweep_id);
-    let mut jobs = Vec::new();
-    for (name, status) in sagemaker.list(&prefix).await? {
-        let Some(&(position, attempt)) = by_name.get(&name) else { continue };
-        let mut job = JobObservation {
-            variant_id: manifest.variants[position].id.clone(),
-            attempt,
-            training_job_name: name.clone(),
-            status,
-            secondary_status: None,
-            failure_reason: None,
-            metrics: Vec::new(),
-            timing: None,
-        };
-        if let Some(f) = fresh
-            .as_ref()
-            .filter(|f| f.training_job_name == name && !status.is_terminal() && f.status.is_terminal())
-        {
-            // The list lags behind the event.
-            job = f.clone();
-        }
-        jobs.push(job);
-    }
-    // The event may be about a job the list does not show yet.
-    if let Some(f) = &fresh {
-        if !jobs.iter().any(|j| j.training_job_name == f.training_job_name) && by_name.contains_key(&f.training_job_name) {
-            jobs.push(f.clone());
-        }
-    }
-    let fresh_name = fresh.as_ref().map(|f| f.training_job_name.clone());
-    let before_fresh = fresh.as_ref().and_then(|f| lane_predecessor(manifest, &jobs, f));
-    let mut reused: Vec<String> = Vec::new();
-    for job in jobs.iter_mut().filter(|j| j.status.is_terminal()) {
-        let wanted = details == Details::All
-            || job.status != JobStatus::Completed
-            || Some(&job.training_job_name) == fresh_name.as_ref()
-            || Some(&job.training_job_name) == before_fresh.as_ref();
-        if !wanted {
-            continue;
-        }
-        let d = sagemaker.describe(&job.training_job_name).await?;
-        if d.status.is_terminal() {
-            job.status = d.status;
-            job.secondary_status = d.secondary_status;
-            job.failure_reason = d.failure_reason;
-            job.metrics = d.metrics;
-        }
-        job.timing = Some(timing(&d.transitions, d.billable_seconds, false));
-        reused.extend(d.warm_pool_reused_by);
-    }
-    for job in &mut jobs {
-        if let Some(t) = job.timing.as_mut() {
-            t.warm_pool_reused = reused.contains(&job.training_job_name);
-        }
-    }
-    Ok(jobs)
-}
-
-/// The job that ran in `job`'s lane just before it (whose warm pool `job` may have reused).
-fn lane_predecessor(manifest: &SweepManifest, jobs: &[JobObservation], job: &JobObservation) -> Option<String> {
-    if job.attempt > 1 {
-        let position = manifest.position_of(&job.variant_id)?;
-        return Some(manifest.job_name(position, job.attempt - 1));
-    }
-    let position = manifest.position_of(&job.variant_id)?.checked_sub(manifest.max_parallel())?;
-    let previous = &manifest.variants[position].id;
-    jobs.iter()
-        .filter(|j| &j.variant_id == previous)
-        .max_by_key(|j| j.attempt)
-        .map(|j| j.training_job_name.clone())
+    deps.store.delete(&open).await
 }
 
 /// A job state from an event, if it belongs to the manifest.
@@ -380,18 +372,18 @@ pub fn observation(
     reason: Option<String>,
     metrics: Vec<(String, f64)>,
 ) -> Option<JobObservation> {
-    let max_attempts = manifest.pipeline.sweep.max_retries + 1;
-    (0..manifest.variants.len())
-        .flat_map(|p| (1..=max_attempts).map(move |a| (p, a)))
-        .find(|&(p, a)| manifest.job_name(p, a) == name)
-        .map(|(p, a)| JobObservation {
-            variant_id: manifest.variants[p].id.clone(),
-            attempt: a,
-            training_job_name: name.to_owned(),
-            status,
-            secondary_status: secondary,
-            failure_reason: reason,
-            metrics,
-            timing: None,
-        })
+    if !name.starts_with(&names::sweep_job_prefix(&manifest.pipeline.name, &manifest.sweep_id)) {
+        return None;
+    }
+    attempt_names(manifest).get(name).map(|&(p, a)| JobObservation {
+        variant_id: manifest.variants[p].id.clone(),
+        attempt: a,
+        training_job_name: name.to_owned(),
+        status,
+        secondary_status: secondary,
+        failure_reason: reason,
+        metrics,
+        timing: None,
+        failure_class: None,
+    })
 }

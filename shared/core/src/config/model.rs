@@ -264,6 +264,16 @@ pub struct Sweep {
     /// How often a variant that failed for a transient reason (capacity, internal error) is retried.
     #[serde(default = "one")]
     pub max_retries: u32,
+    /// How long a launch refused by a quota (`ResourceLimitExceeded`) or throttling keeps being retried, with backoff, before the sweep is blocked.
+    #[serde(default = "default_max_queue")]
+    pub max_queue_seconds: u64,
+    /// An open sweep with no recorded progress for this long publishes `SweepStalled` once (default: `training.max_runtime_seconds` plus one hour).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_after_seconds: Option<u64>,
+}
+
+fn default_max_queue() -> u64 {
+    86_400
 }
 
 impl Default for Sweep {
@@ -273,6 +283,8 @@ impl Default for Sweep {
             variants: Vec::new(),
             max_parallel: 1,
             max_retries: 1,
+            max_queue_seconds: default_max_queue(),
+            stall_after_seconds: None,
         }
     }
 }
@@ -281,12 +293,18 @@ impl Default for Sweep {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportSettings {
-    /// Seconds between the first polls of a running import (0-900); later polls back off, doubling up to 900.
+    /// Seconds between the first polls of a running import (1-900); later polls back off, doubling up to `max_poll_lag_seconds`.
     #[serde(default = "default_poll")]
     pub poll_interval_seconds: u32,
-    /// Give up watching an import after this many seconds.
+    /// The longest gap between two polls of a running import, so a sweep starts at most this long after its import ends (1-900).
+    #[serde(default = "default_max_poll_lag")]
+    pub max_poll_lag_seconds: u32,
+    /// An import running this long, or uploads waiting this long with no import, publish `ImportStalled` once; watching goes on.
     #[serde(default = "default_max_wait")]
     pub max_wait_seconds: u64,
+    /// The longest a pipeline waits for its newer uploads to be imported before it trains on what is imported already (steady uploads never starve it).
+    #[serde(default = "default_max_pending")]
+    pub max_pending_seconds: u64,
     /// How many times a failed import is started in all before the pipeline's sweep is blocked.
     #[serde(default = "default_import_attempts")]
     pub max_attempts: u32,
@@ -301,6 +319,12 @@ fn default_poll() -> u32 {
 fn default_max_wait() -> u64 {
     3_600
 }
+fn default_max_poll_lag() -> u32 {
+    60
+}
+fn default_max_pending() -> u64 {
+    3_600
+}
 fn default_import_attempts() -> u32 {
     2
 }
@@ -309,7 +333,9 @@ impl Default for ImportSettings {
     fn default() -> Self {
         ImportSettings {
             poll_interval_seconds: default_poll(),
+            max_poll_lag_seconds: default_max_poll_lag(),
             max_wait_seconds: default_max_wait(),
+            max_pending_seconds: default_max_pending(),
             max_attempts: default_import_attempts(),
             report_path: None,
         }

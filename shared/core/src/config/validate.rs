@@ -77,11 +77,30 @@ fn pipeline(r: &mut Report, at: &str, p: &Pipeline) {
         );
     }
     let imp = &p.import;
+    // 0 would re-poll with no delay: a back-to-back invocation loop for the import's whole duration.
     r.check(
-        imp.poll_interval_seconds <= MAX_POLL_INTERVAL_SECONDS,
+        (1..=MAX_POLL_INTERVAL_SECONDS).contains(&imp.poll_interval_seconds),
         &format!("{at}.import.poll_interval_seconds"),
-        || format!("{} is more than SQS's maximum delay", imp.poll_interval_seconds),
-        "use 0-900 seconds",
+        || {
+            if imp.poll_interval_seconds == 0 {
+                "0 would poll the import back to back, one invocation after another".to_owned()
+            } else {
+                format!("{} is more than SQS's maximum delay", imp.poll_interval_seconds)
+            }
+        },
+        "use 1-900 seconds (30 is a good start)",
+    );
+    r.check(
+        (imp.poll_interval_seconds.max(1)..=MAX_POLL_INTERVAL_SECONDS).contains(&imp.max_poll_lag_seconds),
+        &format!("{at}.import.max_poll_lag_seconds"),
+        || format!("{} is outside poll_interval_seconds..900", imp.max_poll_lag_seconds),
+        "use a value between poll_interval_seconds and 900",
+    );
+    r.check(
+        imp.max_pending_seconds > 0,
+        &format!("{at}.import.max_pending_seconds"),
+        || "0 would start a sweep for every import while uploads keep coming".to_owned(),
+        "use at least 60 seconds (3600 is the default)",
     );
     r.check(
         imp.max_wait_seconds >= u64::from(imp.poll_interval_seconds) && imp.max_wait_seconds > 0,
@@ -468,6 +487,20 @@ fn sweep(r: &mut Report, at: &str, p: &Pipeline) {
         || format!("{} is out of range", s.max_retries),
         "use 0-10",
     );
+    r.check(
+        s.max_queue_seconds >= 60,
+        &format!("{sat}.max_queue_seconds"),
+        || format!("{} s is shorter than one relaunch tick", s.max_queue_seconds),
+        "use at least 60 seconds (86400 is the default)",
+    );
+    if let Some(stall) = s.stall_after_seconds {
+        r.check(
+            stall >= 300,
+            &format!("{sat}.stall_after_seconds"),
+            || format!("{stall} s would call a sweep stalled between two reconciler passes"),
+            "use at least 300 seconds, or leave it out (max_runtime_seconds plus one hour)",
+        );
+    }
     let mut total: usize = 1;
     for (k, values) in &s.grid {
         r.check(

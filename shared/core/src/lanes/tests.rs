@@ -26,6 +26,7 @@ fn job(m: &SweepManifest, position: usize, attempt: u32, status: JobStatus) -> J
         failure_reason: None,
         metrics: Vec::new(),
         timing: None,
+        failure_class: None,
     }
 }
 

@@ -164,7 +164,13 @@ fn image_or_algorithm_exactly_one() {
 #[test]
 fn import_poll_interval_is_bounded_by_sqs_delay() {
     let errors = errors_of(&example_with("poll_interval_seconds: 30", "poll_interval_seconds: 1000"));
-    assert_error(&errors, "pipelines[0].import.poll_interval_seconds", "0-900");
+    assert_error(&errors, "pipelines[0].import.poll_interval_seconds", "1-900");
+}
+
+#[test]
+fn a_zero_poll_interval_is_refused_because_it_would_poll_back_to_back() {
+    let errors = errors_of(&example_with("poll_interval_seconds: 30", "poll_interval_seconds: 0"));
+    assert_error(&errors, "pipelines[0].import.poll_interval_seconds", "back to back");
 }
 
 #[test]

@@ -1,0 +1,137 @@
+//! A sweep's records in the artifacts bucket (layout in
+//! `retrain_core::sweep_records`): recording job ends once, reading every
+//! lane's state with one listing, and the describes that only the end of a
+//! sweep (or `retrain status`) needs.
+
+use crate::adapters::sagemaker::SageMaker;
+use crate::adapters::store::{Created, Store};
+use crate::deps::Deps;
+use crate::error::Error;
+use retrain_core::lanes::JobObservation;
+use retrain_core::plan::file_system_type;
+use retrain_core::sweep::SweepManifest;
+use retrain_core::sweep_records::{ended_key, jobs_prefix, launched, observations};
+use retrain_core::telemetry::{emf, timing};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// The body of a job's end record: the state change as the event reported it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndRecord {
+    pub job: JobObservation,
+    /// Epoch seconds when it was recorded.
+    pub recorded_at: u64,
+}
+
+/// What the records say about a sweep.
+#[derive(Debug, Clone, Default)]
+pub struct SweepState {
+    pub jobs: Vec<JobObservation>,
+    /// Jobs whose launch is complete (created and announced).
+    pub launched: HashSet<String>,
+    /// Whether a launch of this sweep is waiting for a quota.
+    pub deferred: bool,
+}
+
+/// Records a job's end, once: the first record of a job's end is the truth.
+pub async fn record_end(store: &Store, manifest: &SweepManifest, job: &JobObservation) -> Result<Created, Error> {
+    let record = EndRecord {
+        job: job.clone(),
+        recorded_at: super::now_epoch(),
+    };
+    store.put_once(&ended_key(manifest, job), &record).await
+}
+
+/// Every lane's state, from one listing of the sweep's records.
+pub async fn load(store: &Store, manifest: &SweepManifest) -> Result<SweepState, Error> {
+    let keys = store.list(&jobs_prefix(manifest)).await?;
+    let deferred_key = retrain_core::sweep_records::deferred_key(manifest);
+    Ok(SweepState {
+        jobs: observations(manifest, &keys),
+        launched: launched(manifest, &keys),
+        deferred: keys.contains(&deferred_key),
+    })
+}
+
+/// Reads a recorded end (its failure reason and metrics).
+pub async fn end_record(store: &Store, manifest: &SweepManifest, job: &JobObservation) -> Result<Option<EndRecord>, Error> {
+    store.get("job end record", &ended_key(manifest, job)).await
+}
+
+/// Fills metrics, failures and timing of every finished job from SageMaker:
+/// what the ranking and `retrain status` show. Done once, at the end.
+pub async fn describe_finished(sagemaker: &SageMaker, jobs: &mut [JobObservation]) -> Result<(), Error> {
+    let mut reused: Vec<String> = Vec::new();
+    for job in jobs.iter_mut().filter(|j| j.status.is_terminal()) {
+        let d = sagemaker.describe(&job.training_job_name).await?;
+        if d.status.is_terminal() {
+            job.status = d.status;
+            job.secondary_status = d.secondary_status;
+            job.failure_reason = d.failure_reason;
+            job.metrics = d.metrics;
+        }
+        job.timing = Some(timing(&d.transitions, d.billable_seconds, false));
+        reused.extend(d.warm_pool_reused_by);
+    }
+    for job in jobs.iter_mut() {
+        if let Some(t) = job.timing.as_mut() {
+            t.warm_pool_reused = reused.contains(&job.training_job_name);
+        }
+    }
+    Ok(())
+}
+
+/// The records plus SageMaker's details of every finished job (`retrain status`).
+pub async fn observe(store: &Store, sagemaker: &SageMaker, manifest: &SweepManifest) -> Result<Vec<JobObservation>, Error> {
+    let mut jobs = load(store, manifest).await?.jobs;
+    describe_finished(sagemaker, &mut jobs).await?;
+    Ok(jobs)
+}
+
+/// Writes the finished job's start-up breakdown as one CloudWatch embedded
+/// metric format record, once per job even if its event comes twice. Its
+/// warm pool reuse shows on the job before it in its lane.
+pub async fn emit_metrics(deps: &Deps, manifest: &SweepManifest, job: &JobObservation, jobs: &[JobObservation]) -> Result<(), Error> {
+    let marker = format!(
+        "{}metrics/{}",
+        retrain_core::sweep_records::sweep_prefix(manifest),
+        job.training_job_name
+    );
+    if deps.store.exists(&marker).await? {
+        return Ok(());
+    }
+    let d = deps.sagemaker.describe(&job.training_job_name).await?;
+    let mut t = timing(&d.transitions, d.billable_seconds, false);
+    if let Some(previous) = lane_predecessor(manifest, jobs, job) {
+        t.warm_pool_reused = deps
+            .sagemaker
+            .describe(&previous)
+            .await
+            .map(|p| p.warm_pool_reused_by.as_deref() == Some(job.training_job_name.as_str()))
+            .unwrap_or(false);
+    }
+    let record = emf(
+        &manifest.pipeline.name,
+        file_system_type(&manifest.pipeline),
+        &job.training_job_name,
+        &t,
+        super::now_epoch() * 1000,
+    );
+    if deps.store.put_once(&marker, &t).await? == Created::Now {
+        deps.metrics.emit(&record);
+    }
+    Ok(())
+}
+
+/// The job that ran in `job`'s lane just before it (whose warm pool `job` may have reused).
+fn lane_predecessor(manifest: &SweepManifest, jobs: &[JobObservation], job: &JobObservation) -> Option<String> {
+    let position = manifest.position_of(&job.variant_id)?;
+    if job.attempt > 1 {
+        return Some(manifest.job_name(position, job.attempt - 1));
+    }
+    let previous = &manifest.variants[position.checked_sub(manifest.max_parallel())?].id;
+    jobs.iter()
+        .filter(|j| &j.variant_id == previous)
+        .max_by_key(|j| j.attempt)
+        .map(|j| j.training_job_name.clone())
+}

@@ -1,0 +1,180 @@
+//! A sweep's state in the artifacts bucket, strongly consistent where
+//! SageMaker's `ListTrainingJobs` lags: one key per launched job attempt and
+//! one per recorded end, under `sweeps/<pipeline>/<sweep>/jobs/`. A single
+//! listing of that prefix is enough to decide every lane: the end's key
+//! carries the status and whether a retry can help, its body the details.
+//!
+//! Of two invocations that record two ends at the same time, the one that
+//! lists second sees both (S3 lists are strongly consistent after a write),
+//! so a sweep's last two jobs ending together never leave it open.
+
+use crate::failure::{classify, FailureClass, JobStatus};
+use crate::lanes::JobObservation;
+use crate::sweep::SweepManifest;
+use std::collections::HashMap;
+
+/// Where the sweep's open marker lives while the sweep is not completed.
+pub fn open_sweeps_prefix() -> &'static str {
+    "open/sweeps/"
+}
+
+/// `open/sweeps/<pipeline>/<sweep>`: written before the manifest, deleted once `SweepCompleted` is out.
+pub fn open_sweep_key(pipeline: &str, sweep_id: &str) -> String {
+    format!("{}{pipeline}/{sweep_id}", open_sweeps_prefix())
+}
+
+/// Pipeline and sweep id of an open-sweep key.
+pub fn parse_open_sweep_key(key: &str) -> Option<(String, String)> {
+    let rest = key.strip_prefix(open_sweeps_prefix())?;
+    let (pipeline, sweep) = rest.split_once('/')?;
+    (!pipeline.is_empty() && !sweep.is_empty() && !sweep.contains('/')).then(|| (pipeline.to_owned(), sweep.to_owned()))
+}
+
+/// Prefix of the sweep's own files (manifest, records, markers).
+pub fn sweep_prefix(manifest: &SweepManifest) -> String {
+    format!("sweeps/{}/{}/", manifest.pipeline.name, manifest.sweep_id)
+}
+
+/// Scope of the sweep's own domain events (their once-markers and ids).
+pub fn event_scope(manifest: &SweepManifest) -> String {
+    format!("sweeps/{}/{}", manifest.pipeline.name, manifest.sweep_id)
+}
+
+/// Scope of one job's `TrainingJobLaunched` and `VariantRetried`.
+pub fn job_event_scope(manifest: &SweepManifest, job_name: &str) -> String {
+    format!("{}/events/{job_name}", event_scope(manifest))
+}
+
+/// Prefix of the job records: list it to know every lane's state.
+pub fn jobs_prefix(manifest: &SweepManifest) -> String {
+    format!("{}jobs/", sweep_prefix(manifest))
+}
+
+/// Written after `CreateTrainingJob` succeeded (or answered `ResourceInUse`) and the launch was announced.
+pub fn launched_key(manifest: &SweepManifest, job_name: &str) -> String {
+    format!("{}{job_name}/launched", jobs_prefix(manifest))
+}
+
+/// The end of a job: `.../jobs/<name>/ended-<Status>-<retry|final>`.
+pub fn ended_key(manifest: &SweepManifest, job: &JobObservation) -> String {
+    let class = match end_class(job) {
+        FailureClass::Transient => "retry",
+        FailureClass::Permanent => "final",
+    };
+    format!(
+        "{}{}/ended-{}-{class}",
+        jobs_prefix(manifest),
+        job.training_job_name,
+        job.status.as_str()
+    )
+}
+
+/// The full ranking, written before `SweepCompleted` names it.
+pub fn results_key(manifest: &SweepManifest) -> String {
+    format!("{}results.json", sweep_prefix(manifest))
+}
+
+/// The marker of a launch refused for a quota: its presence means one tick
+/// chain runs. It sits among the job records (a name with a dot is never a
+/// job's), so the listing that decides the lanes also shows it.
+pub fn deferred_key(manifest: &SweepManifest) -> String {
+    format!("{}deferred.json", jobs_prefix(manifest))
+}
+
+/// Once-marker of tick `n` of the chain that began at `since`, so a redelivered tick arms no second chain.
+pub fn tick_marker_key(manifest: &SweepManifest, since: u64, n: u32) -> String {
+    format!("{}deferred/{since}/tick-{n}", sweep_prefix(manifest))
+}
+
+/// How a terminal job counts for its lane: completed jobs are final.
+pub fn end_class(job: &JobObservation) -> FailureClass {
+    match job.status {
+        JobStatus::Failed | JobStatus::Stopped => job
+            .failure_class
+            .unwrap_or_else(|| classify(job.status, job.secondary_status.as_deref(), job.failure_reason.as_deref()).0),
+        _ => FailureClass::Permanent,
+    }
+}
+
+/// What one key of the jobs prefix says.
+#[derive(Debug, Clone, PartialEq)]
+enum Fact {
+    Launched,
+    Ended(JobStatus, FailureClass),
+}
+
+fn parse_fact(rest: &str) -> Option<(&str, Fact)> {
+    let (name, what) = rest.split_once('/')?;
+    if what == "launched" {
+        return Some((name, Fact::Launched));
+    }
+    let end = what.strip_prefix("ended-")?;
+    let (status, class) = end.rsplit_once('-')?;
+    let status = JobStatus::parse(status).filter(|s| s.is_terminal())?;
+    let class = match class {
+        "retry" => FailureClass::Transient,
+        "final" => FailureClass::Permanent,
+        _ => return None,
+    };
+    Some((name, Fact::Ended(status, class)))
+}
+
+/// The sweep's jobs as its records show them: a launched job without an end
+/// is running; an ended one has its recorded status and class. Keys that are
+/// not the sweep's records are ignored.
+pub fn observations(manifest: &SweepManifest, keys: &[String]) -> Vec<JobObservation> {
+    let prefix = jobs_prefix(manifest);
+    let names = attempt_names(manifest);
+    let mut jobs: HashMap<&str, JobObservation> = HashMap::new();
+    let mut order: Vec<&str> = Vec::new();
+    for key in keys {
+        let Some((name, fact)) = key.strip_prefix(prefix.as_str()).and_then(parse_fact) else {
+            continue;
+        };
+        let Some(&(position, attempt)) = names.get(name) else { continue };
+        let job = jobs.entry(name).or_insert_with(|| {
+            order.push(name);
+            JobObservation {
+                variant_id: manifest.variants[position].id.clone(),
+                attempt,
+                training_job_name: name.to_owned(),
+                status: JobStatus::InProgress,
+                secondary_status: None,
+                failure_reason: None,
+                metrics: Vec::new(),
+                timing: None,
+                failure_class: None,
+            }
+        });
+        if let Fact::Ended(status, class) = fact {
+            job.status = status;
+            job.failure_class = (status != JobStatus::Completed).then_some(class);
+        }
+    }
+    order.into_iter().filter_map(|n| jobs.remove(n)).collect()
+}
+
+/// Which jobs have a launch record (created and announced).
+pub fn launched(manifest: &SweepManifest, keys: &[String]) -> std::collections::HashSet<String> {
+    let prefix = jobs_prefix(manifest);
+    keys.iter()
+        .filter_map(|k| k.strip_prefix(prefix.as_str()))
+        .filter_map(|rest| rest.strip_suffix("/launched"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every job name the sweep may create, with its variant position and attempt.
+pub fn attempt_names(manifest: &SweepManifest) -> HashMap<String, (usize, u32)> {
+    let max_attempts = manifest.pipeline.sweep.max_retries + 1;
+    let mut names = HashMap::with_capacity(manifest.variants.len() * max_attempts as usize);
+    for position in 0..manifest.variants.len() {
+        for attempt in 1..=max_attempts {
+            names.insert(manifest.job_name(position, attempt), (position, attempt));
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,102 @@
+use super::*;
+use crate::config::parse;
+use crate::lanes::decide;
+use crate::sweep::SweepTrigger;
+
+const EXAMPLE: &str = include_str!("../../../../examples/pipelines.yaml");
+
+/// The example's churn pipeline: a 3 × 2 grid, max_parallel 2, one retry.
+fn manifest() -> SweepManifest {
+    let config = parse(EXAMPLE).expect("valid example");
+    let trigger = SweepTrigger {
+        kind: "request".into(),
+        id: "r1".into(),
+        reason: None,
+    };
+    SweepManifest::new(&config.pipelines[0], trigger, None, None).expect("manifest")
+}
+
+fn ended(m: &SweepManifest, position: usize, attempt: u32, status: JobStatus, reason: Option<&str>) -> String {
+    let job = JobObservation {
+        variant_id: m.variants[position].id.clone(),
+        attempt,
+        training_job_name: m.job_name(position, attempt),
+        status,
+        secondary_status: None,
+        failure_reason: reason.map(str::to_owned),
+        metrics: Vec::new(),
+        timing: None,
+        failure_class: None,
+    };
+    ended_key(m, &job)
+}
+
+#[test]
+fn the_end_key_carries_status_and_retry_class() {
+    let m = manifest();
+    let capacity = ended(&m, 0, 1, JobStatus::Failed, Some("CapacityError: Unable to provision"));
+    assert!(
+        capacity.ends_with(&format!("{}/ended-Failed-retry", m.job_name(0, 1))),
+        "{capacity}"
+    );
+    let algorithm = ended(&m, 0, 1, JobStatus::Failed, Some("AlgorithmError: exit 1"));
+    assert!(algorithm.ends_with("/ended-Failed-final"), "{algorithm}");
+    assert!(ended(&m, 1, 1, JobStatus::Completed, None).ends_with("/ended-Completed-final"));
+}
+
+#[test]
+fn a_listing_decides_the_lanes_like_the_jobs_themselves() {
+    let m = manifest();
+    // Lane 0: v0 failed for capacity (a retry is due); lane 1: v1 completed, v3 launched.
+    let keys = vec![
+        launched_key(&m, &m.job_name(0, 1)),
+        ended(&m, 0, 1, JobStatus::Failed, Some("CapacityError: Unable to provision")),
+        launched_key(&m, &m.job_name(1, 1)),
+        ended(&m, 1, 1, JobStatus::Completed, None),
+        launched_key(&m, &m.job_name(3, 1)),
+        // Not a record of this sweep: ignored.
+        format!("{}published/SweepStarted", sweep_prefix(&m)),
+        format!("{}{}/launched", jobs_prefix(&m), "someone-else-a1"),
+    ];
+    let jobs = observations(&m, &keys);
+    assert_eq!(jobs.len(), 3);
+    let running: Vec<&str> = jobs
+        .iter()
+        .filter(|j| j.status == JobStatus::InProgress)
+        .map(|j| j.training_job_name.as_str())
+        .collect();
+    assert_eq!(running, vec![m.job_name(3, 1).as_str()]);
+    let d = decide(&m, &jobs);
+    let launches: Vec<(usize, u32)> = d.launches.iter().map(|l| (l.position, l.attempt)).collect();
+    assert_eq!(launches, vec![(0, 2)], "the capacity failure is retried; lane 1 waits for v3");
+    assert!(d.completed.is_none());
+    let launched = launched(&m, &keys);
+    assert!(launched.contains(&m.job_name(3, 1)) && launched.contains(&m.job_name(0, 1)));
+    assert!(!launched.contains(&m.job_name(5, 1)));
+}
+
+#[test]
+fn an_end_recorded_without_its_launch_record_still_counts() {
+    let m = manifest();
+    let keys = vec![ended(&m, 0, 1, JobStatus::Failed, Some("AlgorithmError: exit 1"))];
+    let jobs = observations(&m, &keys);
+    assert_eq!(jobs[0].status, JobStatus::Failed);
+    assert_eq!(jobs[0].failure_class, Some(FailureClass::Permanent));
+    let d = decide(&m, &jobs);
+    assert_eq!(d.launches.iter().map(|l| l.position).collect::<Vec<_>>(), vec![2, 1]);
+}
+
+#[test]
+fn every_variant_ended_completes_the_sweep() {
+    let m = manifest();
+    let keys: Vec<String> = (0..m.variants.len()).map(|p| ended(&m, p, 1, JobStatus::Completed, None)).collect();
+    assert!(decide(&m, &observations(&m, &keys)).completed.is_some());
+}
+
+#[test]
+fn open_sweep_keys_round_trip() {
+    let key = open_sweep_key("churn", "5d41402abc");
+    assert_eq!(parse_open_sweep_key(&key), Some(("churn".into(), "5d41402abc".into())));
+    assert_eq!(parse_open_sweep_key("open/sweeps/churn/"), None);
+    assert_eq!(parse_open_sweep_key("open/imports/task-1"), None);
+}

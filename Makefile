@@ -47,7 +47,7 @@ rust-tests: venv
 
 ## The whole pipeline locally: the real function binaries against the emulator (tests/demo/).
 demo: venv
-	cargo build -p on-upload -p on-import -p start-sweep -p on-training
+	cargo build -p on-upload -p on-import -p start-sweep -p on-training -p reconcile
 	$(VPY) tests/demo/demo.py --bin-dir $(CARGO_TARGET_DIR)/debug
 
 ## Performance figures, not tests (BENCHMARKS.md): cold starts and RSS of the
@@ -55,5 +55,5 @@ demo: venv
 ## batch, import → training latency, binary sizes, and criterion's decode +
 ## plan throughput (bench/run.py runs `cargo bench` so one table holds all).
 bench: venv
-	cargo build --release -p on-upload -p on-import -p start-sweep -p on-training
+	cargo build --release -p on-upload -p on-import -p start-sweep -p on-training -p reconcile
 	$(VPY) bench/run.py --bin-dir $(CARGO_TARGET_DIR)/release

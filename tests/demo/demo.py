@@ -4,11 +4,12 @@
     .venv/bin/python tests/demo/demo.py --bin-dir $CARGO_TARGET_DIR/debug [--log-dir DIR]
 
 Starts the emulator, creates the world a deployment lives in (buckets, bus,
-queues, VPC, FSx for Lustre, EFS, role, a config in S3), runs the four real
+queues, VPC, FSx for Lustre, EFS, role, a config in S3), runs the five real
 function binaries under local Lambda Runtime APIs, and plays AWS around them
 (router.py) while the story unfolds: a burst of uploads becomes one import,
 the import starts a sweep that runs its variants in lanes and retries a
-capacity failure, then a scheduled sweep of the EFS pipeline runs.
+capacity failure, then a scheduled sweep of the EFS pipeline runs. Last, one
+pass of the reconciler (as its schedule would run it) finds nothing left open.
 
 Prints one line per step; the last line of stdout is a JSON summary counted
 from the emulator's own records. Exits non-zero if a step fails or the story
@@ -56,7 +57,10 @@ SECRET_ACCESS_KEY = "demo-secret-access-key-never-logged"
 CONFIG_SECRET = "demo-config-secret-never-logged"
 from story import Narrator, table  # noqa: E402
 
+# The event-driven functions (bench/run.py measures these), then the scheduled reconciler.
 FUNCTIONS = ["on-upload", "on-import", "start-sweep", "on-training"]
+RECONCILE = "reconcile"
+ALL_FUNCTIONS = [*FUNCTIONS, RECONCILE]
 STORY_SECONDS = 90.0
 DATA_BUCKET = "example-training-data"
 ARTIFACTS_BUCKET = "retrain-artifacts"
@@ -269,6 +273,7 @@ class Demo:
         self.deadline = time.monotonic() + STORY_SECONDS
         self.functions: dict[str, LambdaFunction] = {}
         self.keys: list[str] = []
+        self.open_work: dict[str, Any] | None = None  # the reconciler's metrics, once it ran
 
     # waiting ------------------------------------------------------------------
 
@@ -294,11 +299,11 @@ class Demo:
     # the parts ----------------------------------------------------------------
 
     def start_functions(self, endpoint: str, world: dict[str, Any]) -> None:
-        missing = [f for f in FUNCTIONS if not (self.bin_dir / f).is_file()]
+        missing = [f for f in ALL_FUNCTIONS if not (self.bin_dir / f).is_file()]
         if missing:
             raise DemoFailed(
                 f"function binaries missing in {self.bin_dir}: {', '.join(missing)} "
-                "(cargo build -p on-upload -p on-import -p start-sweep -p on-training)"
+                "(cargo build -p on-upload -p on-import -p start-sweep -p on-training -p reconcile)"
             )
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RETRAIN_"))}
         env.update(
@@ -315,7 +320,7 @@ class Demo:
             RUST_LOG="info",
             RUST_BACKTRACE="1",
         )
-        for name in FUNCTIONS:
+        for name in ALL_FUNCTIONS:
             fn = LambdaFunction(f"retrain-{name}", self.bin_dir / name, env, self.log_dir / f"{name}.log")
             self.functions[name] = fn
             self.cleanup.append(fn.stop)
@@ -432,8 +437,55 @@ class Demo:
         )
         self.checks()
         self.report(churn)
+        # (d): the reconciler's scheduled pass: with every event delivered, nothing is left open.
+        self.reconcile()
         self.check()
         return 0
+
+    def reconcile(self) -> None:
+        s3 = session().client("s3", endpoint_url=self.endpoint)
+        published = len(self.control.events(BUS))
+        scheduled = {
+            "version": "0",
+            "account": ACCOUNT,
+            "region": REGION,
+            "detail": {},
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "time": utc_now(),
+            "id": str(uuid.uuid4()),
+            "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/retrain-reconcile-schedule"],
+        }
+        self.say("schedule", "rule/retrain-reconcile-schedule", f"rate(5 minutes) fired at {scheduled['time']} → reconcile")
+        fn = self.functions[RECONCILE]
+        response = fn.invoke(scheduled)
+        # Its metrics: one embedded metric format record on stdout (namespace Retrain, no dimensions).
+        records = [
+            record
+            for line in fn.log_path.read_text(errors="replace").splitlines()
+            if line.startswith("{") and '"OpenSweeps"' in line
+            for record in [json.loads(line)]
+            if "_aws" in record
+        ]
+        if not records:
+            raise DemoFailed(f"reconcile wrote no OpenSweeps metric record (see {fn.log_path}); it answered {response}")
+        work = {k: records[-1].get(k) for k in ("OpenSweeps", "ImportsStalled", "SweepsStalled", "OldestPendingUploadAgeSeconds")}
+        self.open_work = work
+        still_open = [
+            o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=ARTIFACTS_BUCKET, Prefix="open/")
+            for o in page.get("Contents", [])
+        ]  # fmt: skip
+        republished = len(self.control.events(BUS)) - published
+        self.say("reconcile", "EMF namespace Retrain", ", ".join(f"{k} {v}" for k, v in work.items()))
+        self.say(
+            "check",
+            f"s3://{ARTIFACTS_BUCKET}/open/",
+            "nothing left open, no event published again"
+            if not (any(work.values()) or still_open or republished)
+            else f"{len(still_open)} open key(s), {republished} event(s) published  ✗",
+        )
+        if any(work.values()) or still_open or republished:
+            self.trouble.add(f"the reconciler found work left open: {work}, open/ keys {still_open[:3]}, {republished} event(s) published")
 
     # the end ------------------------------------------------------------------
 
@@ -484,18 +536,41 @@ class Demo:
             if not str(source.get("DirectoryPath", "")).startswith(f"/{self.world['mount']}/"):
                 self.trouble.add(f"{churn_jobs[0]['name']} does not read under the mount name /{self.world['mount']}/")
 
+    def results(self, sweep_completed: dict[str, Any]) -> dict[str, Any]:
+        """The full ranking that SweepCompleted points at (`results`, an s3:// URI in the artifacts bucket)."""
+        bucket, _, key = sweep_completed["results"].removeprefix("s3://").partition("/")
+        s3 = session().client("s3", endpoint_url=self.endpoint)
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
     def report(self, churn: dict[str, Any]) -> None:
         jobs = self.control.jobs()["jobs"]
         sid = churn["sweep_id"]
         best = churn.get("best") or {}
         metric = churn.get("metric", "validation:auc")
+        results = self.results(churn)
+        ranked = [r["training_job_name"] for r in results["ranked"]]
+        agrees = (
+            len(results["ranked"]) == churn["ranked"]
+            and len(results["unranked"]) == churn["unranked"]
+            and ranked[:1] == [best.get("training_job_name")]
+        )
+        self.say(
+            "check",
+            churn["results"].removeprefix(f"s3://{ARTIFACTS_BUCKET}/"),
+            f"{len(results['ranked'])} ranked, {len(results['unranked'])} unranked, best first"
+            + (", as SweepCompleted says" if agrees else f"  ✗ (SweepCompleted: {churn['ranked']} ranked, {churn['unranked']} unranked)"),
+        )
+        if not agrees:
+            self.trouble.add(f"results.json of {sid} does not match SweepCompleted: {results}")
         rows = []
         for j in sorted((j for j in jobs if j["tags"].get("retrain:sweep") == sid), key=lambda j: j["creation_order"]):
             tags = j["tags"]
             status = j["status"] + (f" ({j['failure_reason'].split(':')[0]})" if j.get("failure_reason") else "")
             value = j["final_metrics"].get(metric)
+            rank = ranked.index(j["name"]) + 1 if j["name"] in ranked else "-"
             rows.append(
                 [
+                    rank,
                     tags.get("retrain:variant"),
                     tags.get("retrain:lane"),
                     tags.get("retrain:attempt"),
@@ -506,7 +581,7 @@ class Demo:
             )
         self.narrator.line()
         self.narrator.line(f"churn sweep {sid} (SweepCompleted: best {best.get('variant_id')} {best.get('training_job_name')})")
-        for line in table(["variant", "lane", "attempt", "status", metric, "training job"], rows):
+        for line in table(["rank", "variant", "lane", "attempt", "status", metric, "training job"], rows):
             self.narrator.line("  " + line)
         self.narrator.line()
 
@@ -517,7 +592,10 @@ class Demo:
             events = self.control.events(BUS)
         except Exception:  # noqa: BLE001 - the emulator may be the thing that failed
             return None
-        completed = [json.loads(e["Detail"]) for e in events if e["DetailType"] == "SweepCompleted"]
+        # At-least-once: count each event_id once, as a subscriber would.
+        completed = list(
+            {d.get("event_id"): d for d in (json.loads(e["Detail"]) for e in events if e["DetailType"] == "SweepCompleted")}.values()
+        )
         churn = next((d for d in completed if d.get("pipeline") == "churn"), None)
         best = None
         if churn and churn.get("best"):
@@ -533,6 +611,7 @@ class Demo:
             "retries": sum(1 for j in jobs if int((j.get("tags") or {}).get("retrain:attempt", "1")) > 1),
             "sweeps_completed": len(completed),
             "best": best,
+            "open_sweeps": (self.open_work or {}).get("OpenSweeps"),
         }
         if error:
             out["error"] = error
@@ -541,7 +620,7 @@ class Demo:
     def scan_logs(self) -> None:
         lines = errors = warnings = 0
         shown = []
-        for name in FUNCTIONS:
+        for name in ALL_FUNCTIONS:
             path = self.log_dir / f"{name}.log"
             if not path.exists():
                 continue
@@ -566,7 +645,7 @@ def default_log_dir(bin_dir: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bin-dir", type=Path, required=True, help="where cargo put on-upload, on-import, start-sweep, on-training")
+    parser.add_argument("--bin-dir", type=Path, required=True, help="where cargo put on-upload, on-import, start-sweep, on-training, reconcile")
     parser.add_argument("--log-dir", type=Path, help="function and emulator logs (default $CARGO_TARGET_DIR/demo-logs)")
     args = parser.parse_args(argv)
     bin_dir = args.bin_dir.resolve()

@@ -237,7 +237,7 @@ class SqsSource(Worker):
 
 
 class BusRouter(Worker):
-    """The retrain bus: tells each domain event, routes DataImportCompleted to start-sweep."""
+    """The retrain bus: tells each domain event once (a subscriber deduplicates on `event_id`), routes DataImportCompleted to start-sweep."""
 
     def __init__(
         self,
@@ -254,7 +254,9 @@ class BusRouter(Worker):
         self.start_sweep = start_sweep
         self.narrator = narrator
         self._lock = threading.Lock()
-        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.read = 0  # bus entries looked at so far
+        self.events: list[tuple[str, dict[str, Any]]] = []  # the first publication of each event_id
+        self.event_ids: set[str] = set()
 
     def seen(self, detail_type: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -263,14 +265,26 @@ class BusRouter(Worker):
     def tick(self) -> None:
         entries = self.control.events(self.bus)
         with self._lock:
-            fresh = entries[len(self.events) :]
+            fresh = entries[self.read :]
+            self.read = len(entries)
         for entry in fresh:
             detail_type = entry["DetailType"]
             detail = json.loads(entry.get("Detail") or "{}")
+            # Publishing is at-least-once: a subscriber keeps the first event of each event_id.
+            event_id = detail.get("event_id")
+            if not event_id:
+                self.trouble.add(f"{detail_type} without an event_id: {detail}")
             with self._lock:
-                self.events.append((detail_type, detail))
-            self.tell(detail_type, detail)
+                duplicate = event_id in self.event_ids
+                if not duplicate:
+                    self.event_ids.add(event_id)
+                    self.events.append((detail_type, detail))
+            if duplicate:
+                self.narrator.say("duplicate", f"{detail_type} {event_id}", "published again with the same event_id: dropped")
+            else:
+                self.tell(detail_type, detail)
             if detail_type == "DataImportCompleted":
+                # EventBridge delivers every entry, duplicates too: start-sweep is idempotent.
                 # The template's rule: source retrain, detail-type DataImportCompleted → start-sweep.
                 envelope = {
                     "version": "0",
@@ -320,14 +334,20 @@ class BusRouter(Worker):
                 f"{cause} → retry as attempt {d['attempt']} in lane {d['lane']}",
             )
         elif kind == "SweepCompleted":
+            # The event carries the best variant and the counts; the full ranking is in `results` (S3).
             best = d.get("best")
             metric = d.get("metric")
-            ranked, unranked = len(d.get("ranked") or []), len(d.get("unranked") or [])
             told = f"best {best['variant_id']} {metric}={best.get('metric'):.2f}" if best else "no variant reported the metric"
-            say("sweep completed", f"{d['pipeline']}/{d['sweep_id']}", f"{told} ({ranked} ranked, {unranked} unranked)")
+            say("sweep completed", f"{d['pipeline']}/{d['sweep_id']}", f"{told} ({d['ranked']} ranked, {d['unranked']} unranked)")
         elif kind == "SweepBlocked":
             say("sweep blocked", f"{d['pipeline']}/{d.get('sweep_id', '-')}", "; ".join(d.get("problems") or []))
             self.trouble.add(f"SweepBlocked: {d}")
+        elif kind == "LaunchDeferred":
+            say("launch deferred", d["training_job_name"], f"{d['code']}: retried with backoff until {d['gives_up_at']}")
+        elif kind in ("ImportStalled", "SweepStalled"):
+            where = d.get("file_system_id") if kind == "ImportStalled" else f"{d['pipeline']}/{d['sweep_id']}"
+            say("import stalled" if kind == "ImportStalled" else "sweep stalled", str(where), d.get("problem", ""))
+            self.trouble.add(f"{kind}: {d}")
         else:
             say(kind, "retrain bus", json.dumps(d)[:100])
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FUNCTIONS = ("on-upload", "on-import", "start-sweep", "on-training")
+FUNCTIONS = ("on-upload", "on-import", "start-sweep", "on-training", "reconcile")
 
 
 def bin_dir() -> Path:
@@ -25,7 +25,7 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     if missing:
         pytest.skip(
             f"function binaries not built in {binaries} ({', '.join(missing)} missing): "
-            "run `cargo build -p on-upload -p on-import -p start-sweep -p on-training` first"
+            "run `cargo build -p on-upload -p on-import -p start-sweep -p on-training -p reconcile` first"
         )
     run = subprocess.run(
         [sys.executable, str(ROOT / "tests/demo/demo.py"), "--bin-dir", str(binaries), "--log-dir", str(tmp_path)],
@@ -44,6 +44,8 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     best = summary["best"]
     assert best and best["pipeline"] == "churn" and best["metric"] == "validation:auc", tail
     assert best["training_job"].startswith("churn-") and isinstance(best["value"], float), tail
+    # The reconciler's pass at the end finds nothing open (its OpenSweeps metric).
+    assert summary["open_sweeps"] == 0, tail
     # The functions' logs hold neither the credentials nor the config's secrets.
     sys.path.insert(0, str(ROOT / "tests/demo"))
     from demo import CONFIG_SECRET, SECRET_ACCESS_KEY

@@ -3,6 +3,7 @@
 //! emulated queues, acknowledging only what the handler did not fail),
 //! EventBridge envelopes for domain events, and SageMaker state changes.
 
+use crate::crash::{CrashPoints, Mode, Struck};
 use crate::emulator::{Emulator, FaultProxy};
 use aws_sdk_sqs::types::QueueAttributeName;
 use retrain_aws::adapters::Clients;
@@ -20,7 +21,7 @@ pub const BUS: &str = "retrain-bus";
 pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/RetrainSageMakerTraining";
 
 /// Which handler a delivery went to, for replays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Target {
     OnUpload,
     OnImport,
@@ -69,6 +70,55 @@ pub struct World {
     /// Items handed back by handlers (batchItemFailures or failed invocations) and delivered again.
     pub redelivered: usize,
     bus_seen: usize,
+    /// Crash points on the handlers' clients, and the plan that arms them.
+    pub crashes: Option<Crashes>,
+    /// How often each SQS message was delivered (a DLQ takes it after maxReceiveCount).
+    pub deliveries: std::collections::HashMap<String, u32>,
+}
+
+/// Which invocation dies where: a seeded plan, and what it struck.
+#[derive(Debug)]
+pub struct Crashes {
+    pub points: CrashPoints,
+    rng: u64,
+    /// Strikes planned per invocation (0: none, only `arm_matching`).
+    pub per_invocation: u32,
+    /// The most calls an invocation of each handler made, so strikes land inside it.
+    calls_seen: std::collections::HashMap<Target, u32>,
+    /// Every crash that happened: (handler, call index, mode, operation).
+    pub struck: Vec<(Target, Struck)>,
+    /// Crashes of one delivery in a row, so a delivery always gets through in the end.
+    in_a_row: u32,
+}
+
+impl Crashes {
+    fn next(&mut self) -> u64 {
+        // SplitMix64: seeded and reproducible.
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Up to `per_invocation` distinct calls within what the handler usually
+    /// makes: lost replies anywhere, and the invocation dies at most once, last.
+    fn plan(&mut self, target: Target) -> Vec<(u32, Mode)> {
+        if self.in_a_row >= 2 || self.per_invocation == 0 {
+            return Vec::new();
+        }
+        let calls = u64::from(*self.calls_seen.get(&target).unwrap_or(&12)).max(1);
+        let wanted = 1 + self.next() % u64::from(self.per_invocation);
+        let mut at: Vec<u32> = (0..wanted).map(|_| 1 + (self.next() % calls) as u32).collect();
+        at.sort_unstable();
+        at.dedup();
+        let dies = self.next() % 3 != 0;
+        let last = at.len().saturating_sub(1);
+        at.into_iter()
+            .enumerate()
+            .map(|(i, call)| (call, if dies && i == last { Mode::Die } else { Mode::LostReply }))
+            .collect()
+    }
 }
 
 fn sdk_config(endpoint: &str, max_attempts: u32) -> aws_config::SdkConfig {
@@ -92,6 +142,8 @@ fn sdk_config(endpoint: &str, max_attempts: u32) -> aws_config::SdkConfig {
 pub struct Options {
     /// Put a fault-injecting proxy (seed, rate) between the handlers and the emulator.
     pub faults: Option<(u64, f64)>,
+    /// Strike up to N seeded calls of every invocation (seed, N); N = 0 arms nothing on its own.
+    pub crashes: Option<(u64, u32)>,
 }
 
 /// The test configuration: an FSx for Lustre pipeline (3 × 2 grid, two
@@ -193,13 +245,22 @@ impl World {
         };
         // The handlers' own clients go through the fault proxy when there is one;
         // the harness drives and inspects the emulator directly.
-        let (proxy, handler_clients) = match options.faults {
-            Some((seed, rate)) => {
+        let crashes = options.crashes.map(|(seed, per_invocation)| Crashes {
+            points: CrashPoints::default(),
+            rng: seed,
+            per_invocation,
+            calls_seen: std::collections::HashMap::new(),
+            struck: Vec::new(),
+            in_a_row: 0,
+        });
+        let (proxy, handler_clients) = match (options.faults, &crashes) {
+            (Some((seed, rate)), _) => {
                 let proxy = FaultProxy::start(&emulator.endpoint, seed, rate);
                 let clients = Clients::new(&sdk_config(&proxy.endpoint, 2));
                 (Some(proxy), clients)
             }
-            None => (None, clients.clone()),
+            (None, Some(c)) => (None, crate::crash::clients(&sdk_config(&emulator.endpoint, 5), &c.points)),
+            (None, None) => (None, clients.clone()),
         };
         let mut deps = Deps::new(config, settings, handler_clients.clone());
         let metrics = Arc::new(Mutex::new(Vec::new()));
@@ -207,8 +268,10 @@ impl World {
         World {
             proxy,
             handler_clients,
-            tolerate_failures: options.faults.is_some(),
+            tolerate_failures: options.faults.is_some() || crashes.is_some(),
             redelivered: 0,
+            crashes,
+            deliveries: std::collections::HashMap::new(),
             metrics,
             emulator,
             clients,
@@ -262,22 +325,63 @@ impl World {
     }
 
     async fn invoke(&mut self, target: Target, payload: &Value) -> Value {
-        // A failed invocation is retried, as Lambda retries asynchronous invocations.
+        // A failed or crashed invocation is retried, as Lambda retries asynchronous invocations.
         for _ in 0..20 {
-            let result = match target {
-                Target::OnUpload => on_upload::handle(&self.deps, payload).await,
-                Target::OnImport => on_import::handle(&self.deps, payload).await,
-                Target::StartSweep => start_sweep::handle(&self.deps, payload, "test-request").await,
-                Target::OnTraining => on_training::handle(&self.deps, payload).await,
-                Target::Reconcile => reconcile::handle(&self.deps, payload).await,
-            };
-            match result {
-                Ok(v) => return v,
-                Err(e) if self.tolerate_failures && e.is_retryable() => self.redelivered += 1,
-                Err(e) => panic!("{target:?} failed: {e}"),
+            match self.invoke_once(target, payload).await {
+                Some(Ok(v)) => return v,
+                Some(Err(e)) if self.tolerate_failures && e.is_retryable() => self.redelivered += 1,
+                Some(Err(e)) => panic!("{target:?} failed: {e}"),
+                None => self.redelivered += 1,
             }
         }
         panic!("{target:?} kept failing");
+    }
+
+    /// One invocation; `None` when it died at a crash point (nothing it did after that call happened).
+    async fn invoke_once(&mut self, target: Target, payload: &Value) -> Option<Result<Value, retrain_aws::Error>> {
+        if let Some(c) = self.crashes.as_mut() {
+            let at = c.plan(target);
+            c.points.arm(at);
+        }
+        let result = match target {
+            Target::OnUpload => on_upload::handle(&self.deps, payload).await,
+            Target::OnImport => on_import::handle(&self.deps, payload).await,
+            Target::StartSweep => start_sweep::handle(&self.deps, payload, "test-request").await,
+            Target::OnTraining => on_training::handle(&self.deps, payload).await,
+            Target::Reconcile => reconcile::handle(&self.deps, payload).await,
+        };
+        let Some(c) = self.crashes.as_mut() else {
+            return Some(result);
+        };
+        let died = c.points.dead();
+        let (struck, calls) = c.points.disarm();
+        if !died {
+            let seen = c.calls_seen.entry(target).or_insert(0);
+            *seen = (*seen).max(calls);
+        }
+        if struck.is_empty() {
+            c.in_a_row = 0;
+        } else {
+            c.in_a_row += 1;
+            c.struck.extend(struck.into_iter().map(|s| (target, s)));
+        }
+        if died {
+            None
+        } else {
+            Some(result)
+        }
+    }
+
+    /// Runs the reconciler once with no crash point (a clean scheduled pass).
+    pub async fn reconcile_cleanly(&mut self) -> Value {
+        let armed = self.crashes.as_mut().map(|c| std::mem::replace(&mut c.in_a_row, u32::MAX));
+        let out = self
+            .deliver(Target::Reconcile, json!({"source": "aws.events", "detail-type": "Scheduled Event"}))
+            .await;
+        if let (Some(c), Some(n)) = (self.crashes.as_mut(), armed) {
+            c.in_a_row = n;
+        }
+        out
     }
 
     /// Delivers everything waiting in a queue as one Lambda SQS batch and
@@ -322,7 +426,23 @@ impl World {
                 })
             })
             .collect();
-        let response = self.deliver(which, json!({ "Records": records })).await;
+        for m in &messages {
+            *self.deliveries.entry(m.message_id().unwrap_or_default().to_owned()).or_default() += 1;
+        }
+        let payload = json!({ "Records": records });
+        self.log.push((which, payload.clone()));
+        let response = match self.invoke_once(which, &payload).await {
+            Some(Ok(v)) => v,
+            Some(Err(e)) if self.tolerate_failures && e.is_retryable() => {
+                json!({"batchItemFailures": messages.iter().map(|m| json!({"itemIdentifier": m.message_id()})).collect::<Vec<_>>()})
+            }
+            Some(Err(e)) => panic!("{which:?} failed: {e}"),
+            // A dead invocation acknowledges nothing: every message comes back.
+            None => json!({"batchItemFailures": messages.iter().map(|m| json!({"itemIdentifier": m.message_id()})).collect::<Vec<_>>()}),
+        };
+        if self.duplicate {
+            self.invoke(which, &payload).await;
+        }
         let failed: Vec<&str> = response["batchItemFailures"]
             .as_array()
             .map(|f| f.iter().filter_map(|i| i["itemIdentifier"].as_str()).collect())

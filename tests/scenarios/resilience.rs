@@ -100,7 +100,11 @@ async fn with_a_fifth_of_aws_calls_failing_the_scenario_ends_in_the_same_state()
 
     // RETRAIN_FAULT_SEED explores other fault sequences; the default keeps CI reproducible.
     let seed = std::env::var("RETRAIN_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
-    let mut faulty = World::start_with(Options { faults: Some((seed, 0.2)) }).await;
+    let mut faulty = World::start_with(Options {
+        faults: Some((seed, 0.2)),
+        ..Options::default()
+    })
+    .await;
     faulty.upload(&uploads).await;
     run_to_completion(&mut faulty).await;
 

@@ -319,6 +319,40 @@ mod tests {
     }
 
     #[test]
+    fn sweep_completed_stays_under_the_put_events_limit_at_1000_variants_with_long_reasons() {
+        use crate::failure::JobStatus;
+        let long = "AlgorithmError: ".to_owned() + &"x".repeat(1_000);
+        let results: Vec<VariantResult> = (0..1_000)
+            .map(|i| VariantResult {
+                variant_id: format!("v{i}"),
+                lane: i % 50,
+                attempt: 2,
+                training_job_name: format!("{}-a2", "churn-5d41402abc-v".to_owned() + &i.to_string()),
+                status: JobStatus::Failed,
+                failure_reason: Some(long.clone()),
+                metric: None,
+                timing: None,
+            })
+            .collect();
+        // The full ranking alone is far over EventBridge's 256 KB: it goes to S3.
+        assert!(serde_json::to_vec(&results).map(|b| b.len()).unwrap_or(0) > 256 * 1024);
+        let event = DomainEvent::SweepCompleted(SweepCompleted {
+            pipeline: "churn".into(),
+            sweep_id: "5d41402abc".into(),
+            best: results.first().cloned(),
+            metric: "validation:auc".into(),
+            direction: Direction::Maximize,
+            ranked: 0,
+            unranked: results.len(),
+            results: "s3://retrain-artifacts/sweeps/churn/5d41402abc/results.json".into(),
+        });
+        let entry = event.entry("retrain", &event_id("sweeps/churn/5d41402abc", "SweepCompleted"));
+        // EventBridge counts Source, DetailType, Detail and Resources (UTF-8 bytes).
+        let size = entry.source.len() + entry.detail_type.len() + entry.detail.len();
+        assert!(size < 8 * 1024, "{size} bytes");
+    }
+
+    #[test]
     fn event_ids_are_deterministic_per_scope_and_type() {
         assert_eq!(
             event_id("sweeps/churn/1", "SweepCompleted"),

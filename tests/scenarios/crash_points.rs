@@ -1,0 +1,253 @@
+//! The crash-point explorer: the whole loop (a burst of uploads, an import,
+//! a follow-up import, a sweep with a capacity retry, a scheduled EFS sweep)
+//! with every invocation dying, or losing a reply, at a seeded call. A dead
+//! invocation acknowledges nothing: SQS and EventBridge deliver its message
+//! again. Every run must end in the fault-free end state.
+
+use retrain_tests::crash::Mode;
+use retrain_tests::world::{Options, Target, World, ARTIFACTS_BUCKET};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+const CAPACITY: &str = "CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML instance type.";
+
+fn keys(batch: usize, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("datasets/churn/batch {batch}/part={i:04}.csv")).collect()
+}
+
+/// The end state a run is judged by, free of the run's random ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EndState {
+    /// Per pipeline: (variant, attempt) of every job.
+    jobs: BTreeMap<String, BTreeSet<(String, String)>>,
+    /// Distinct event ids per detail-type.
+    events: BTreeMap<String, usize>,
+    /// Sweeps that announced their end, per pipeline.
+    completed: BTreeMap<String, usize>,
+}
+
+fn end_state(world: &World) -> EndState {
+    let mut jobs: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    for j in world.emulator.jobs()["jobs"].as_array().cloned().unwrap_or_default() {
+        let tag = |k: &str| j["tags"][k].as_str().unwrap_or_default().to_owned();
+        jobs.entry(tag("retrain:pipeline"))
+            .or_default()
+            .insert((tag("retrain:variant"), tag("retrain:attempt")));
+    }
+    let types = [
+        "DataImportStarted",
+        "DataImportCompleted",
+        "SweepStarted",
+        "TrainingJobLaunched",
+        "VariantRetried",
+        "SweepCompleted",
+    ];
+    let events = types.iter().map(|t| (t.to_string(), world.published_once(t).len())).collect();
+    let mut completed = BTreeMap::new();
+    for e in world.published_once("SweepCompleted") {
+        *completed.entry(e["pipeline"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
+    }
+    EndState { jobs, events, completed }
+}
+
+/// Ends what runs, the way FSx and SageMaker would: imports succeed, v0's
+/// first attempt fails for capacity, v3 fails with an algorithm error, the
+/// rest complete. Each job's state change is delivered once (EventBridge
+/// retries a failed delivery).
+async fn play_services(world: &mut World, capacity_failed: &mut bool) {
+    let tasks = world.emulator.tasks()["tasks"].as_array().cloned().unwrap_or_default();
+    for t in tasks.iter().filter(|t| t["Lifecycle"] == "EXECUTING") {
+        world.emulator.finish_task(t["TaskId"].as_str().unwrap_or_default(), "SUCCEEDED");
+    }
+    let jobs = world.emulator.jobs()["jobs"].as_array().cloned().unwrap_or_default();
+    for job in jobs.iter().filter(|j| j["status"] == "InProgress") {
+        let name = job["name"].as_str().unwrap_or_default();
+        let variant = job["tags"]["retrain:variant"].as_str().unwrap_or_default();
+        let churn = job["tags"]["retrain:pipeline"] == "churn";
+        let event = if churn && variant == "v0" && !*capacity_failed {
+            *capacity_failed = true;
+            world.emulator.fail_job(name, CAPACITY)
+        } else if churn && variant == "v3" {
+            world.emulator.fail_job(name, "AlgorithmError: exit code 1")
+        } else {
+            let metric = 0.7 + variant.trim_start_matches('v').parse::<f64>().unwrap_or(0.0) / 100.0;
+            world
+                .emulator
+                .complete_job(name, json!({"validation:auc": metric, "validation:logloss": 1.0 - metric}))
+        };
+        world.deliver(Target::OnTraining, event).await;
+    }
+}
+
+/// Delivers each queue and the routed events a few times over (a running
+/// import's watch re-arms itself, so its queue is never empty for long),
+/// then plays the services.
+async fn settle(world: &mut World, capacity_failed: &mut bool) {
+    for _ in 0..3 {
+        for target in [Target::OnUpload, Target::OnImport, Target::OnTraining] {
+            world.drain(target).await;
+        }
+        world.route_bus().await;
+    }
+    play_services(world, capacity_failed).await;
+}
+
+/// The scenario: burst, import, a batch during the import (follow-up), the
+/// sweep with a capacity retry, then a scheduled EFS sweep; the reconciler
+/// runs between rounds as the schedule would, and twice at the end.
+async fn run(world: &mut World) -> Vec<String> {
+    let (b1, b2) = (keys(1, 40), keys(2, 20));
+    let mut capacity_failed = false;
+    world.upload(&b1).await;
+    for _ in 0..3 {
+        world.drain(Target::OnUpload).await;
+    }
+    // The import is seen running; the second batch lands during it.
+    world.drain(Target::OnImport).await;
+    world.upload(&b2).await;
+    for _ in 0..3 {
+        world.drain(Target::OnUpload).await;
+    }
+    let scheduled: Value = serde_json::from_str(include_str!("../../events/scheduled-event.json")).expect("fixture");
+    let mut scheduled_sent = false;
+    for round in 0..40 {
+        settle(world, &mut capacity_failed).await;
+        if round % 4 == 3 {
+            world
+                .deliver(Target::Reconcile, json!({"source": "aws.events", "detail-type": "Scheduled Event"}))
+                .await;
+        }
+        let done = end_state(world).completed;
+        if done.contains_key("churn") && !scheduled_sent {
+            world.deliver(Target::StartSweep, scheduled.clone()).await;
+            scheduled_sent = true;
+        }
+        if done.len() == 2 {
+            break;
+        }
+    }
+    for _ in 0..2 {
+        world.reconcile_cleanly().await;
+        settle(world, &mut capacity_failed).await;
+    }
+    b1.into_iter().chain(b2).collect()
+}
+
+fn every_key_imported(world: &World, keys: &[String]) -> bool {
+    let tasks = world.emulator.tasks()["tasks"].as_array().cloned().unwrap_or_default();
+    keys.iter().all(|k| {
+        let uri = format!("s3://example-training-data/{k}");
+        tasks.iter().filter(|t| t["Lifecycle"] == "SUCCEEDED").any(|t| {
+            t["Paths"]
+                .as_array()
+                .is_some_and(|p| p.iter().filter_map(Value::as_str).any(|p| uri.starts_with(p)))
+        })
+    })
+}
+
+async fn left_open(world: &World) -> Vec<String> {
+    let mut keys = Vec::new();
+    for prefix in ["open/", "pending/"] {
+        let out = world
+            .clients
+            .s3
+            .list_objects_v2()
+            .bucket(ARTIFACTS_BUCKET)
+            .prefix(prefix)
+            .send()
+            .await
+            .expect("list");
+        keys.extend(out.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+    }
+    keys
+}
+
+/// Every sweep's end is announced under a single event id.
+fn one_id_per_sweep(world: &World) -> bool {
+    let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for e in world.published("SweepCompleted") {
+        ids.entry(e["sweep_id"].as_str().unwrap_or_default().to_owned())
+            .or_default()
+            .insert(e["event_id"].as_str().unwrap_or_default().to_owned());
+    }
+    !ids.is_empty() && ids.values().all(|s| s.len() == 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_crash_point_ends_in_the_fault_free_state() {
+    let mut clean = World::start().await;
+    let uploads = run(&mut clean).await;
+    let expected = end_state(&clean);
+    assert_eq!(
+        expected.completed.len(),
+        2,
+        "the fault-free run completes both sweeps: {expected:?}"
+    );
+    assert_eq!(expected.jobs["churn"].len(), 7, "six variants and one retry");
+    assert!(left_open(&clean).await.is_empty());
+
+    // RETRAIN_CRASH_RUNS explores more; the default keeps CI's time in bounds.
+    let runs: u64 = std::env::var("RETRAIN_CRASH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(16);
+    let mut struck: Vec<(Target, u32, Mode, String)> = Vec::new();
+    let mut duplicates = 0;
+    let mut stalls = 0;
+    for seed in 0..runs {
+        let mut world = World::start_with(Options {
+            crashes: Some((0xC0FFEE + seed, 5)),
+            ..Options::default()
+        })
+        .await;
+        run(&mut world).await;
+        let crashes = world.crashes.as_ref().map(|c| c.struck.clone()).unwrap_or_default();
+        let got = end_state(&world);
+        let open = left_open(&world).await;
+        let context = format!(
+            "seed {seed}, crashes {:?}",
+            crashes.iter().map(|(t, s)| (t, s.call, s.mode, &s.operation)).collect::<Vec<_>>()
+        );
+        assert!(
+            every_key_imported(&world, &uploads),
+            "every upload covered by a succeeded import ({context})"
+        );
+        assert_eq!(got.jobs, expected.jobs, "each variant attempt created once ({context})");
+        assert_eq!(
+            got.events, expected.events,
+            "no domain event lost, none under a second id ({context})"
+        );
+        assert_eq!(got.completed, expected.completed, "every sweep announced its end ({context})");
+        assert!(one_id_per_sweep(&world), "one event id per sweep's SweepCompleted ({context})");
+        assert!(open.is_empty(), "nothing left open after the reconciler: {open:?} ({context})");
+        let most = world.deliveries.values().copied().max().unwrap_or(0);
+        assert!(
+            most < 5,
+            "no message reached maxReceiveCount (5), the DLQ's threshold: {most} ({context})"
+        );
+        let all = world.emulator.events(retrain_tests::world::BUS);
+        let ids: BTreeSet<String> = all
+            .iter()
+            .filter_map(|e| {
+                serde_json::from_str::<Value>(e["Detail"].as_str()?).ok()?["event_id"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect();
+        duplicates += all.len() - ids.len();
+        stalls += ["ImportStalled", "SweepStalled"]
+            .iter()
+            .map(|t| world.published(t).len())
+            .sum::<usize>();
+        struck.extend(crashes.into_iter().map(|(t, s)| (t, s.call, s.mode, s.operation)));
+    }
+    let distinct: BTreeSet<(String, u32, Mode)> = struck.iter().map(|(t, c, m, _)| (format!("{t:?}"), *c, *m)).collect();
+    let operations: BTreeSet<&str> = struck.iter().map(|(_, _, _, o)| o.as_str()).collect();
+    eprintln!(
+        "crash points tried: {} ({} distinct handler/call/mode, {} died, {} lost replies) over {runs} runs; operations struck: {}; duplicate publications seen (same event_id): {duplicates}; stalls: {stalls}",
+        struck.len(),
+        distinct.len(),
+        struck.iter().filter(|s| s.2 == Mode::Die).count(),
+        struck.iter().filter(|s| s.2 == Mode::LostReply).count(),
+        operations.len(),
+    );
+    assert!(struck.len() >= 500, "at least 500 crash points: {}", struck.len());
+    assert_eq!(stalls, 0, "no run stalled");
+}

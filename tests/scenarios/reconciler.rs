@@ -4,7 +4,7 @@
 //! level-triggered pass that guarantees it.
 
 use retrain_tests::crash::Mode;
-use retrain_tests::world::{Options, Target, World, ARTIFACTS_BUCKET, DATA_BUCKET};
+use retrain_tests::world::{Options, Target, World};
 use serde_json::{json, Value};
 
 fn keys(batch: usize, n: usize) -> Vec<String> {
@@ -13,28 +13,6 @@ fn keys(batch: usize, n: usize) -> Vec<String> {
 
 fn tasks(world: &World) -> Vec<Value> {
     world.emulator.tasks()["tasks"].as_array().cloned().unwrap_or_default()
-}
-
-fn covered(world: &World, key: &str) -> bool {
-    let uri = format!("s3://{DATA_BUCKET}/{key}");
-    tasks(world).iter().filter(|t| t["Lifecycle"] == "SUCCEEDED").any(|t| {
-        t["Paths"]
-            .as_array()
-            .is_some_and(|p| p.iter().filter_map(Value::as_str).any(|p| uri.starts_with(p)))
-    })
-}
-
-async fn artifact_keys(world: &World, prefix: &str) -> Vec<String> {
-    let out = world
-        .clients
-        .s3
-        .list_objects_v2()
-        .bucket(ARTIFACTS_BUCKET)
-        .prefix(prefix)
-        .send()
-        .await
-        .expect("list");
-    out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect()
 }
 
 async fn purge(world: &World, queue_url: &str) {
@@ -120,10 +98,10 @@ async fn a_watch_past_max_wait_keeps_watching_and_the_later_uploads_are_imported
     world.emulator.finish_task(&second, "SUCCEEDED");
     world.drain(Target::OnImport).await;
     assert!(
-        later.iter().all(|k| covered(&world, k)),
+        world.every_key_imported(&later),
         "the uploads made during the long import were imported"
     );
-    assert!(artifact_keys(&world, "pending/").await.is_empty());
+    assert!(world.artifact_keys("pending/").await.is_empty());
     assert_eq!(world.published("ImportStalled").len(), 1, "announced once");
 }
 
@@ -157,7 +135,7 @@ async fn foreign_task_then(end: &str) {
     world.emulator.finish_task(&ours, "SUCCEEDED");
     world.drain(Target::OnImport).await;
     world.route_bus().await;
-    assert!(uploads.iter().all(|k| covered(&world, k)));
+    assert!(world.every_key_imported(&uploads));
     assert_eq!(world.published("SweepStarted").len(), 1);
 }
 
@@ -181,10 +159,10 @@ async fn a_lost_watch_timer_and_a_lost_state_change_are_recovered_by_the_reconci
     purge(&world, &world.watch_queue.url.clone()).await;
     let task = tasks(&world)[0]["TaskId"].as_str().unwrap_or_default().to_owned();
     world.emulator.finish_task(&task, "SUCCEEDED");
-    assert_eq!(artifact_keys(&world, "open/imports/").await.len(), 1, "the import is open");
+    assert_eq!(world.artifact_keys("open/imports/").await.len(), 1, "the import is open");
     reconcile(&mut world).await;
     assert_eq!(world.published("DataImportCompleted").len(), 1, "the reconciler processed the end");
-    assert!(artifact_keys(&world, "open/imports/").await.is_empty());
+    assert!(world.artifact_keys("open/imports/").await.is_empty());
     world.route_bus().await;
     assert_eq!(running_jobs(&world).len(), 2, "the sweep started its two lanes");
     // A job's state-change event is lost.
@@ -207,7 +185,7 @@ async fn a_lost_watch_timer_and_a_lost_state_change_are_recovered_by_the_reconci
     assert_eq!(world.published_once("SweepCompleted").len(), 1);
     reconcile(&mut world).await;
     assert_eq!(last_metrics(&world)["OpenSweeps"], 0, "nothing left open");
-    assert!(artifact_keys(&world, "open/").await.is_empty());
+    assert!(world.artifact_keys("open/").await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,7 +249,8 @@ async fn a_quota_refusal_runs_one_backoff_chain_is_announced_once_and_ends() {
     world.drain(Target::OnTraining).await;
     assert_eq!(running_jobs(&world).len(), 2);
     assert!(world.drain(Target::OnTraining).await.is_none(), "no tick left");
-    assert!(artifact_keys(&world, "sweeps/churn/")
+    assert!(world
+        .artifact_keys("sweeps/churn/")
         .await
         .iter()
         .all(|k| !k.ends_with("deferred.json")));
@@ -379,5 +358,102 @@ async fn uploads_whose_import_keeps_failing_are_announced_as_stalled() {
     let record = last_metrics(&world);
     assert_eq!(record["ImportsStalled"], 1);
     assert!(record["OldestPendingUploadAgeSeconds"].as_u64().is_some_and(|a| a >= 1));
-    assert_eq!(artifact_keys(&world, "pending/").await.len(), 1, "nothing lost: still pending");
+    assert_eq!(world.artifact_keys("pending/").await.len(), 1, "nothing lost: still pending");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conditional_write_conflict_is_read_back_and_written_not_taken_as_done() {
+    // Before: a 409 counted as "already there", so the manifest was never written and the sweep never ran.
+    let mut world = World::start().await;
+    world
+        .emulator
+        .post("s3/conflicts", json!({"count": 2, "key_prefix": "sweeps/fraud-efs/"}));
+    world
+        .deliver(
+            Target::StartSweep,
+            json!({"kind": "start-sweep", "pipeline": "fraud-efs", "request_id": "conflict"}),
+        )
+        .await;
+    let started = world.published("SweepStarted");
+    assert_eq!(started.len(), 1);
+    let sweep_id = started[0]["sweep_id"].as_str().unwrap_or_default();
+    let manifest = retrain_core::sweep::manifest_key("fraud-efs", sweep_id);
+    assert!(
+        world.deps.store.exists(&manifest).await.expect("head"),
+        "the manifest was written after the conflicts"
+    );
+    assert_eq!(
+        world.emulator.jobs()["jobs"].as_array().map(Vec::len),
+        Some(1),
+        "and its lane launched"
+    );
+    // A conflict on a key that does exist is "already there", after reading it back.
+    world.emulator.post("s3/conflicts", json!({"count": 1, "key_prefix": manifest}));
+    let again = world.deps.store.put_once(&manifest, &json!({})).await.expect("answer");
+    assert_eq!(again, retrain_aws::adapters::store::Created::AlreadyThere);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_events_entry_that_fails_is_published_on_the_retry() {
+    let mut world = World::start().await;
+    world.tolerate_failures = true;
+    world
+        .emulator
+        .post("events/failures", json!({"count": 1, "code": "ThrottlingException"}));
+    world
+        .deliver(
+            Target::StartSweep,
+            json!({"kind": "start-sweep", "pipeline": "fraud-efs", "request_id": "entry"}),
+        )
+        .await;
+    assert_eq!(world.redelivered, 1, "the failed entry failed the invocation, which was retried");
+    assert_eq!(world.published("SweepStarted").len(), 1, "published once the entry went through");
+    assert_eq!(world.published("TrainingJobLaunched").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicated_watch_timer_does_not_double_the_watch_chain() {
+    let mut world = World::start().await;
+    world.upload(&keys(1, 2)).await;
+    world.drain(Target::OnUpload).await;
+    // The SendMessage reply was lost and the SDK sent the timer twice.
+    world.emulator.post("sqs/release-delayed", json!({}));
+    let url = world.watch_queue.url.clone();
+    let body = world
+        .clients
+        .sqs
+        .receive_message()
+        .queue_url(&url)
+        .send()
+        .await
+        .expect("receive")
+        .messages()[0]
+        .body()
+        .unwrap_or_default()
+        .to_owned();
+    world
+        .clients
+        .sqs
+        .send_message()
+        .queue_url(&url)
+        .message_body(&body)
+        .send()
+        .await
+        .expect("send");
+    world
+        .clients
+        .sqs
+        .send_message()
+        .queue_url(&url)
+        .message_body(&body)
+        .send()
+        .await
+        .expect("send");
+    world.drain(Target::OnImport).await;
+    let queues = world.emulator.get("sqs/queues");
+    let watch = queues["queues"]
+        .as_array()
+        .and_then(|q| q.iter().find(|q| q["name"] == "retrain-watch").cloned())
+        .unwrap_or_default();
+    assert_eq!(watch["delayed"], 1, "one next poll for the two copies: {queues}");
 }

@@ -64,19 +64,6 @@ fn job_names(world: &World) -> BTreeSet<String> {
         .collect()
 }
 
-/// Every key is covered by a path of a succeeded import.
-fn every_key_imported(world: &World, keys: &[String]) -> bool {
-    let tasks = world.emulator.tasks()["tasks"].as_array().cloned().unwrap_or_default();
-    keys.iter().all(|k| {
-        let uri = format!("s3://example-training-data/{k}");
-        tasks.iter().filter(|t| t["Lifecycle"] == "SUCCEEDED").any(|t| {
-            t["Paths"]
-                .as_array()
-                .is_some_and(|p| p.iter().filter_map(Value::as_str).any(|p| uri.starts_with(p)))
-        })
-    })
-}
-
 fn event_counts(world: &World) -> Vec<(String, usize)> {
     [
         "DataImportStarted",
@@ -113,7 +100,7 @@ async fn with_a_fifth_of_aws_calls_failing_the_scenario_ends_in_the_same_state()
     let total = injected + stats["forwarded"].as_u64().unwrap_or(0);
     assert!(injected * 100 >= total * 10, "about a fifth of calls faulted: {stats}");
 
-    assert!(every_key_imported(&faulty, &uploads), "every upload imported");
+    assert!(faulty.every_key_imported(&uploads), "every upload imported");
     assert_eq!(
         job_names(&faulty),
         job_names(&clean),

@@ -170,6 +170,11 @@ pub fn watch_lease_key(task_id: &str) -> String {
     format!("imports/watching/{task_id}.json")
 }
 
+/// Once-marker of link `poll` of a task's watch chain `chain`.
+pub fn watch_link_key(task_id: &str, chain: u64, poll: u32) -> String {
+    format!("imports/watching/{task_id}/{chain}-{poll}")
+}
+
 /// Seconds after the last poll when a watch counts as dead: two of its
 /// longest delays and a margin.
 pub fn watch_lease_seconds(max_poll_lag: u32) -> u64 {

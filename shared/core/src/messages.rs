@@ -44,6 +44,11 @@ pub struct ImportWatch {
     /// How many polls came before this one (drives the backoff).
     #[serde(default)]
     pub polls: u32,
+    /// Which timer chain this poll belongs to: each link is armed once per
+    /// chain, so a duplicated timer message (a lost SendMessage reply) does
+    /// not double the chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<u64>,
 }
 
 /// Reconcile a sweep's lanes again.

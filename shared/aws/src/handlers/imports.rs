@@ -155,6 +155,8 @@ pub async fn arm_watch(deps: &Deps, file_system_id: &str, task_id: &str, setting
         file_system_id: file_system_id.to_owned(),
         task_id: task_id.to_owned(),
         polls: 0,
+        // Arms in the same second share a chain, which is one chain more than needed.
+        chain: Some(now_epoch()),
     });
     deps.timers
         .arm(&deps.settings.watch_queue_url, &watch, settings.poll_interval_seconds)

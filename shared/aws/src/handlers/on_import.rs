@@ -12,7 +12,7 @@ use crate::adapters::store::Created;
 use crate::deps::Deps;
 use crate::error::Error;
 use retrain_core::events::{DomainEvent, ImportCompleted, ImportFailed, ImportStalled, SweepBlocked};
-use retrain_core::import_plan::{import_record_key, imported_key, open_import_key, pending_key, waiting_key, ImportRecord};
+use retrain_core::import_plan::{import_record_key, imported_key, open_import_key, pending_key, waiting_key, watch_link_key, ImportRecord};
 use retrain_core::inbound::{decode, Inbound};
 use retrain_core::messages::{watch_delay, ImportWatch, Message};
 use std::collections::BTreeSet;
@@ -91,6 +91,17 @@ async fn running(
                 polls: w.polls + 1,
                 ..w.clone()
             };
+            // A duplicate of this timer message arms no second link.
+            if let Some(chain) = w.chain {
+                let link = watch_link_key(&w.task_id, chain, next.polls);
+                if deps.store.put_once(&link, &next.polls).await? == Created::AlreadyThere {
+                    out.did(format!(
+                        "import {} is {}; this chain's next poll is armed already",
+                        w.task_id, task.lifecycle
+                    ));
+                    return Ok(());
+                }
+            }
             let delay = watch_delay(settings.poll_interval_seconds, next.polls, settings.max_poll_lag_seconds);
             deps.timers
                 .arm(&deps.settings.watch_queue_url, &Message::ImportWatch(next), delay)

@@ -74,6 +74,7 @@ async fn imports(deps: &Deps, fs: &str, work: &mut OpenWork, out: &mut Outcome) 
             file_system_id: fs.to_owned(),
             task_id: task_id.to_owned(),
             polls: 0,
+            chain: None,
         };
         check(deps, &watch, Pass::Reconciler, out).await?;
     }

@@ -457,3 +457,32 @@ async fn a_duplicated_watch_timer_does_not_double_the_watch_chain() {
         .unwrap_or_default();
     assert_eq!(watch["delayed"], 1, "one next poll for the two copies: {queues}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_with_no_progress_past_its_bound_is_announced_as_stalled_once() {
+    let mut world = World::start().await;
+    // Below the validated minimum on purpose: the test has no five minutes to wait.
+    world.reconfigure(|c| c.pipelines[1].sweep.stall_after_seconds = Some(1));
+    world
+        .deliver(
+            Target::StartSweep,
+            json!({"kind": "start-sweep", "pipeline": "fraud-efs", "request_id": "stall"}),
+        )
+        .await;
+    let job = running_jobs(&world);
+    assert_eq!(job.len(), 1);
+    reconcile(&mut world).await;
+    assert!(world.published("SweepStalled").is_empty(), "progress just now");
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    reconcile(&mut world).await;
+    reconcile(&mut world).await;
+    let stalled = world.published("SweepStalled");
+    assert_eq!(stalled.len(), 1, "once: {stalled:?}");
+    assert_eq!(stalled[0]["waiting_for"], json!(job), "names the job it waits for");
+    assert_eq!(last_metrics(&world)["SweepsStalled"], 1);
+    // The job ends: the sweep moves on and is no longer counted as stalled.
+    let event = world.emulator.complete_job(&job[0], json!({"validation:logloss": 0.4}));
+    world.deliver(Target::OnTraining, event).await;
+    reconcile(&mut world).await;
+    assert_eq!(last_metrics(&world)["SweepsStalled"], 0);
+}

@@ -52,6 +52,8 @@ from proxy import Call, CountingProxy, busy_time  # noqa: E402
 from router import AsyncInvoker, BusRouter, Control, FsxService, SqsSource, Trouble  # noqa: E402
 from runtime_api import FunctionError  # noqa: E402
 from story import Narrator, table  # noqa: E402
+from sweeps import SweepScale  # noqa: E402
+from sweeps import rows as sweep_rows  # noqa: E402
 
 MB = 1024 * 1024
 COLD_START_TARGET_MS = 20.0
@@ -415,6 +417,11 @@ class Bench:
             f"{created.began - done_at:.1f} s"
         )
 
+    # 9. calls per on-training event, by sweep size ------------------------------------
+
+    def sweep_scale(self) -> None:
+        self.results["scale"] = SweepScale(self, self.note).run()
+
     # 4. sizes --------------------------------------------------------------------------
 
     def sizes(self) -> None:
@@ -534,6 +541,8 @@ class Bench:
             row("5", "on-import ticks between import end and 1st CreateTrainingJob", str(e2e["ticks_between"]), "", "≤ 1", e2e["ticks_between"] <= 1)
             row("5", "  import end → 1st CreateTrainingJob (poll interval 1 s)", fmt(e2e["import_end_to_job_s"], "s", 2),
                 f"upload → job {e2e['upload_to_job_s']:.1f} s")  # fmt: skip
+        if r.get("scale"):
+            sweep_rows(r["scale"], row)
         return rows
 
     def print_table(self) -> None:
@@ -549,6 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="cold starts per function (default 5)")
     parser.add_argument("--log-dir", type=Path, help="logs and results.json (default $CARGO_TARGET_DIR/bench-logs)")
     parser.add_argument("--no-criterion", action="store_true", help="skip cargo bench (item 3)")
+    parser.add_argument("--only", choices=["scale"], help="run only this item (its setup included)")
     args = parser.parse_args(argv)
     bin_dir = args.bin_dir.resolve()
     target_dir = Path(os.environ.get("CARGO_TARGET_DIR") or bin_dir.parent).resolve()
@@ -560,12 +570,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{k:>8}: {v}")
     code = 0
     try:
-        bench.sizes()
-        bench.setup()
-        bench.cold_starts()
-        bench.large_batch()
-        bench.import_to_training()
-    except (BenchFailed, FunctionError) as e:
+        if args.only:
+            bench.setup()
+            {"scale": bench.sweep_scale}[args.only]()
+        else:
+            bench.sizes()
+            bench.setup()
+            bench.cold_starts()
+            bench.large_batch()
+            bench.import_to_training()
+            bench.sweep_scale()
+    except (BenchFailed, FunctionError, RuntimeError) as e:
         print(f"bench failed: {e} (logs in {log_dir})", file=sys.stderr)
         code = 1
     finally:
@@ -574,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
                 step()
             except Exception as e:  # noqa: BLE001 - keep stopping the rest
                 print(f"cleanup: {e}", file=sys.stderr)
-    if code == 0 and not args.no_criterion:
+    if code == 0 and not args.no_criterion and not args.only:
         try:
             bench.criterion(target_dir)
         except BenchFailed as e:

@@ -5,6 +5,7 @@ use crate::error::Error;
 use crate::settings::Settings;
 use retrain_core::config::{FileSystemKind, Pipeline};
 use retrain_core::preflight::{self, Finding};
+use retrain_core::sweep::{manifest_key, SweepManifest};
 use retrain_core::Config;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,7 +25,13 @@ pub struct Deps {
     preflight_passed: Mutex<HashMap<String, Vec<Finding>>>,
     /// Lustre mount names looked up during this cold start.
     mount_names: Mutex<HashMap<String, String>>,
+    /// Sweep manifests read during this cold start: a manifest is written
+    /// once and never changed, so a warm function reads it once per sweep.
+    manifests: Mutex<HashMap<String, Arc<SweepManifest>>>,
 }
+
+/// Manifests kept per cold start; more sweeps than this at once just read again.
+const MANIFESTS_KEPT: usize = 32;
 
 /// Where embedded-metric-format records go.
 #[derive(Debug, Clone)]
@@ -56,6 +63,7 @@ impl Deps {
             bus: Bus::new(clients.events, settings.event_bus.clone()),
             timers: Timers::new(clients.sqs),
             mount_names: Mutex::new(HashMap::new()),
+            manifests: Mutex::new(HashMap::new()),
             config,
             settings,
         }
@@ -71,6 +79,24 @@ impl Deps {
         let config =
             retrain_core::config::parse(&text).map_err(|e| Error::Setup(format!("RETRAIN_CONFIG={}: {e}", settings.config_location)))?;
         Ok(Deps::new(config, settings, clients))
+    }
+
+    /// A sweep's manifest; `None` if it does not exist (yet).
+    pub async fn manifest(&self, pipeline: &str, sweep_id: &str) -> Result<Option<Arc<SweepManifest>>, Error> {
+        let key = manifest_key(pipeline, sweep_id);
+        if let Some(m) = self.manifests.lock().await.get(&key) {
+            return Ok(Some(m.clone()));
+        }
+        let Some(manifest) = self.store.get::<SweepManifest>("sweep manifest", &key).await? else {
+            return Ok(None);
+        };
+        let manifest = Arc::new(manifest);
+        let mut kept = self.manifests.lock().await;
+        if kept.len() >= MANIFESTS_KEPT {
+            kept.clear();
+        }
+        kept.insert(key, manifest.clone());
+        Ok(Some(manifest))
     }
 
     /// Preflight findings of a pipeline. Passing results are kept for the

@@ -45,6 +45,11 @@ pub struct JobStateChange {
     /// `FinalMetricDataList` as (name, value).
     #[serde(default)]
     pub metrics: Vec<(String, f64)>,
+    /// `SecondaryStatusTransitions`, times in epoch seconds.
+    #[serde(default)]
+    pub transitions: Vec<crate::telemetry::Transition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billable_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -381,6 +386,26 @@ fn job_state_change(detail: &Value) -> Result<JobStateChange, String> {
                 .collect()
         })
         .unwrap_or_default();
+    // Events carry times as epoch milliseconds, in strings or numbers.
+    let millis = |v: Option<&Value>| {
+        v.and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok()))
+            .map(|ms| ms / 1000.0)
+    };
+    let transitions = detail
+        .get("SecondaryStatusTransitions")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|t| {
+                    Some(crate::telemetry::Transition {
+                        status: t.get("Status")?.as_str()?.to_owned(),
+                        start: millis(t.get("StartTime"))?,
+                        end: millis(t.get("EndTime")),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(JobStateChange {
         training_job_name,
         status,
@@ -388,6 +413,8 @@ fn job_state_change(detail: &Value) -> Result<JobStateChange, String> {
         failure_reason: text("FailureReason"),
         tags,
         metrics,
+        transitions,
+        billable_seconds: detail.get("BillableTimeInSeconds").and_then(Value::as_i64),
     })
 }
 

@@ -46,6 +46,62 @@ pub struct Launch {
     /// For a retry: the failed job it replaces and why it is retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_of: Option<Retry>,
+    /// The job that ran before it in the lane (tagged `retrain:after`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+/// What a lane does once one of its jobs has ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaneStep {
+    /// The job has not ended: nothing moves.
+    Wait,
+    /// Retry the variant or start the lane's next one.
+    Launch(Launch),
+    /// The lane's last variant is final.
+    Done { lane: usize },
+}
+
+/// The lane's next step after `job` ended, from the job alone: the same
+/// step [`decide`] takes for that lane once the job's end is recorded, so a
+/// state-change event needs no listing of the sweep. `None` if the job is
+/// not one of the manifest's.
+pub fn after(manifest: &SweepManifest, job: &JobObservation) -> Option<LaneStep> {
+    let position = manifest.position_of(&job.variant_id)?;
+    let lane = manifest.lane_of(position);
+    let max_attempts = manifest.pipeline.sweep.max_retries + 1;
+    if !job.status.is_terminal() {
+        return Some(LaneStep::Wait);
+    }
+    if matches!(job.status, JobStatus::Failed | JobStatus::Stopped) {
+        let (classified, why) = classify(job.status, job.secondary_status.as_deref(), job.failure_reason.as_deref());
+        if job.failure_class.unwrap_or(classified) == FailureClass::Transient && job.attempt < max_attempts {
+            return Some(LaneStep::Launch(Launch {
+                position,
+                variant_id: job.variant_id.clone(),
+                lane,
+                attempt: job.attempt + 1,
+                retry_of: Some(Retry {
+                    training_job_name: job.training_job_name.clone(),
+                    failure_reason: job.failure_reason.clone().unwrap_or_default(),
+                    why: why.to_owned(),
+                }),
+                after: Some(job.training_job_name.clone()),
+            }));
+        }
+    }
+    let next = position + manifest.max_parallel();
+    Some(match manifest.variants.get(next) {
+        Some(variant) => LaneStep::Launch(Launch {
+            position: next,
+            variant_id: variant.id.clone(),
+            lane,
+            attempt: 1,
+            retry_of: None,
+            after: Some(job.training_job_name.clone()),
+        }),
+        None => LaneStep::Done { lane },
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +175,7 @@ pub fn decide(manifest: &SweepManifest, jobs: &[JobObservation]) -> Decision {
     let mut all_done = true;
     let latest = latest(jobs);
     for lane in 0..k {
+        let mut previous: Option<&JobObservation> = None;
         for position in (lane..manifest.variants.len()).step_by(k) {
             let variant = &manifest.variants[position];
             let Some(&job) = latest.get(variant.id.as_str()) else {
@@ -128,6 +185,7 @@ pub fn decide(manifest: &SweepManifest, jobs: &[JobObservation]) -> Decision {
                     lane,
                     attempt: 1,
                     retry_of: None,
+                    after: previous.map(|p| p.training_job_name.clone()),
                 });
                 all_done = false;
                 break;
@@ -152,6 +210,7 @@ pub fn decide(manifest: &SweepManifest, jobs: &[JobObservation]) -> Decision {
                                 failure_reason: job.failure_reason.clone().unwrap_or_default(),
                                 why: why.to_owned(),
                             }),
+                            after: Some(job.training_job_name.clone()),
                         });
                         all_done = false;
                         break;
@@ -159,6 +218,7 @@ pub fn decide(manifest: &SweepManifest, jobs: &[JobObservation]) -> Decision {
                     finals.push(result(manifest, lane, job));
                 }
             }
+            previous = Some(job);
         }
     }
     let running = jobs

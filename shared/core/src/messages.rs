@@ -14,6 +14,9 @@ pub enum Message {
     /// Re-run a sweep's lanes later (after `ResourceLimitExceeded` or throttling on launch).
     #[serde(rename = "sweep-tick")]
     SweepTick(SweepTick),
+    /// Write the next page of a finished sweep's results (every lane is done).
+    #[serde(rename = "sweep-finish")]
+    SweepFinish(SweepFinish),
     /// Start a sweep by hand (`aws lambda invoke`, or an EventBridge event with this detail-type).
     #[serde(rename = "start-sweep", alias = "StartSweep")]
     StartSweep(StartSweepRequest),
@@ -61,6 +64,19 @@ pub struct SweepTick {
     /// The start of the wait this tick belongs to (a tick of an earlier wait stops its chain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<u64>,
+}
+
+/// One page of a finished sweep's job records to read: the results are
+/// written page by page, so no invocation reads them all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepFinish {
+    pub pipeline: String,
+    pub sweep_id: String,
+    /// The page number (its observations go to `finish/part-<part>`).
+    pub part: u32,
+    /// The last job-record key of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_after: Option<String>,
 }
 
 /// A manual start of a sweep.

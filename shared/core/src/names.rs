@@ -10,6 +10,8 @@ pub const TAG_SWEEP: &str = "retrain:sweep";
 pub const TAG_VARIANT: &str = "retrain:variant";
 pub const TAG_LANE: &str = "retrain:lane";
 pub const TAG_ATTEMPT: &str = "retrain:attempt";
+/// The job that ran before this one in its lane (whose warm pool it may reuse).
+pub const TAG_AFTER: &str = "retrain:after";
 /// How many tags retrain adds to every training job.
 pub const RETRAIN_TAG_COUNT: usize = 5;
 

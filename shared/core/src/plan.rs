@@ -108,6 +108,10 @@ pub fn plan(config: &Config, payload: &serde_json::Value, ctx: &PlanContext) -> 
                 format!("sweep-tick {}", t.sweep_id),
                 "a sweep tick acts on the sweep's live jobs in SageMaker; plan does not simulate it".to_owned(),
             )),
+            Inbound::Message(Message::SweepFinish(f)) => out.skipped.push(skip(
+                format!("sweep-finish {} page {}", f.sweep_id, f.part),
+                "a sweep-finish page reads the sweep's records in S3; plan does not simulate it".to_owned(),
+            )),
             Inbound::TrainingJobStateChange(change) => plan_job_change(&mut out, config, &change, ctx),
         }
     }

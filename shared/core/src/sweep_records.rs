@@ -1,8 +1,17 @@
 //! A sweep's state in the artifacts bucket, strongly consistent where
-//! SageMaker's `ListTrainingJobs` lags: one key per launched job attempt and
-//! one per recorded end, under `sweeps/<pipeline>/<sweep>/jobs/`. A single
-//! listing of that prefix is enough to decide every lane: the end's key
+//! SageMaker's `ListTrainingJobs` lags: under `sweeps/<pipeline>/<sweep>/jobs/<job>/`
+//! each job attempt has the once-markers of its announcements
+//! (`published/TrainingJobLaunched` means created and announced) and the
+//! record of its end. A single listing of that prefix is enough to decide
+//! every lane (the reconciler and relaunch ticks do so): the end's key
 //! carries the status and whether a retry can help, its body the details.
+//!
+//! A job's state-change event needs no listing: the lane's next step follows
+//! from the job alone ([`crate::lanes::after`]). Only a lane's last variant
+//! writes `lanes-done/<lane>`, and the listing of that prefix (at most
+//! `max_parallel` keys) tells when the sweep is over. The end is then written
+//! from the job records in pages (`finish/part-<n>`), so no invocation reads
+//! more than one page of them.
 //!
 //! Of two invocations that record two ends at the same time, the one that
 //! lists second sees both (S3 lists are strongly consistent after a write),
@@ -40,9 +49,10 @@ pub fn event_scope(manifest: &SweepManifest) -> String {
     format!("sweeps/{}/{}", manifest.pipeline.name, manifest.sweep_id)
 }
 
-/// Scope of one job's `TrainingJobLaunched` and `VariantRetried`.
+/// Scope of one job's `TrainingJobLaunched` and `VariantRetried`: their
+/// once-markers sit among the job's records, so the listing shows them.
 pub fn job_event_scope(manifest: &SweepManifest, job_name: &str) -> String {
-    format!("{}/events/{job_name}", event_scope(manifest))
+    format!("{}{job_name}", jobs_prefix(manifest))
 }
 
 /// Prefix of the job records: list it to know every lane's state.
@@ -50,11 +60,62 @@ pub fn jobs_prefix(manifest: &SweepManifest) -> String {
     format!("{}jobs/", sweep_prefix(manifest))
 }
 
-/// Written after `CreateTrainingJob` succeeded (or answered `ResourceInUse`) and the launch was announced.
+/// The once-marker of a job's `TrainingJobLaunched`: the job was created and announced.
 pub fn launched_key(manifest: &SweepManifest, job_name: &str) -> String {
-    format!("{}{job_name}/launched", jobs_prefix(manifest))
+    crate::events::once_marker_key(&job_event_scope(manifest, job_name), "TrainingJobLaunched")
 }
 
+/// Prefix of the lanes whose last variant is final.
+pub fn lanes_done_prefix(manifest: &SweepManifest) -> String {
+    format!("{}lanes-done/", sweep_prefix(manifest))
+}
+
+/// `lanes-done/<lane>`: written once the lane's last variant is final.
+pub fn lane_done_key(manifest: &SweepManifest, lane: usize) -> String {
+    format!("{}{lane:03}", lanes_done_prefix(manifest))
+}
+
+/// Whether the listed `lanes-done/` keys cover every lane of the sweep.
+pub fn every_lane_done(manifest: &SweepManifest, keys: &[String]) -> bool {
+    let prefix = lanes_done_prefix(manifest);
+    let lanes = manifest.max_parallel().min(manifest.variants.len());
+    let done: std::collections::HashSet<usize> = keys
+        .iter()
+        .filter_map(|k| k.strip_prefix(prefix.as_str())?.parse().ok())
+        .filter(|&lane| lane < lanes)
+        .collect();
+    done.len() == lanes
+}
+
+/// The observations read from one page of job records while the sweep's end is written.
+pub fn finish_part_key(manifest: &SweepManifest, part: u32) -> String {
+    format!("{}finish/part-{part:05}.json", sweep_prefix(manifest))
+}
+
+/// Job records read per page while the sweep's end is written: a page of a
+/// 1,000-variant sweep's records takes a few seconds of GETs, far inside
+/// the function timeout even when S3 slows down.
+pub const FINISH_PAGE_KEYS: i32 = 600;
+
+/// Of a page of job-record keys, those of whole jobs: a job's keys never
+/// straddle two pages. Returns the keys to use and the key to list after,
+/// `None` when the page is the last. A page whose first job alone fills it
+/// is used whole (its rest follows on the next page).
+pub fn whole_jobs<'a>(manifest: &SweepManifest, keys: &'a [String], truncated: bool) -> (&'a [String], Option<String>) {
+    if !truncated {
+        return (keys, None);
+    }
+    let prefix = jobs_prefix(manifest);
+    let job_of = |k: &str| {
+        k.strip_prefix(prefix.as_str())
+            .and_then(|r| r.split_once('/'))
+            .map(|(j, _)| j.to_owned())
+    };
+    let last_job = keys.last().and_then(|k| job_of(k));
+    let cut = keys.iter().rposition(|k| job_of(k) != last_job).map_or(keys.len(), |i| i + 1);
+    let used = &keys[..cut];
+    (used, used.last().cloned())
+}
 /// The end of a job: `.../jobs/<name>/ended-<Status>-<retry|final>`.
 pub fn ended_key(manifest: &SweepManifest, job: &JobObservation) -> String {
     let class = match end_class(job) {
@@ -105,7 +166,7 @@ enum Fact {
 
 fn parse_fact(rest: &str) -> Option<(&str, Fact)> {
     let (name, what) = rest.split_once('/')?;
-    if what == "launched" {
+    if what == "published/TrainingJobLaunched" {
         return Some((name, Fact::Launched));
     }
     let end = what.strip_prefix("ended-")?;
@@ -154,12 +215,12 @@ pub fn observations(manifest: &SweepManifest, keys: &[String]) -> Vec<JobObserva
     order.into_iter().filter_map(|n| jobs.remove(n)).collect()
 }
 
-/// Which jobs have a launch record (created and announced).
+/// Which jobs are created and announced (their `TrainingJobLaunched` marker is there).
 pub fn launched(manifest: &SweepManifest, keys: &[String]) -> std::collections::HashSet<String> {
     let prefix = jobs_prefix(manifest);
     keys.iter()
         .filter_map(|k| k.strip_prefix(prefix.as_str()))
-        .filter_map(|rest| rest.strip_suffix("/launched"))
+        .filter_map(|rest| rest.strip_suffix("/published/TrainingJobLaunched"))
         .map(str::to_owned)
         .collect()
 }

@@ -17,19 +17,31 @@ impl Bus {
     }
 
     /// Publishes one event with the id its subscribers deduplicate on.
-    #[instrument(skip(self, event), fields(bus = %self.name, detail_type = event.detail_type()))]
     pub async fn publish(&self, event: &DomainEvent, event_id: &str) -> Result<(), Error> {
-        let entry = event.entry(&self.name, event_id);
-        let request = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-            .source(entry.source)
-            .detail_type(entry.detail_type)
-            .detail(entry.detail)
-            .event_bus_name(entry.event_bus_name)
-            .build();
+        self.publish_all(&[(event, event_id.to_owned())]).await
+    }
+
+    /// Publishes up to 10 events in one `PutEvents`, each with its id. A
+    /// partly failed call is an error: the retry publishes all again, under
+    /// the same ids.
+    #[instrument(skip_all, fields(bus = %self.name, events = events.len()))]
+    pub async fn publish_all(&self, events: &[(&DomainEvent, String)]) -> Result<(), Error> {
+        let entries = events
+            .iter()
+            .map(|(event, id)| {
+                let entry = event.entry(&self.name, id);
+                aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                    .source(entry.source)
+                    .detail_type(entry.detail_type)
+                    .detail(entry.detail)
+                    .event_bus_name(entry.event_bus_name)
+                    .build()
+            })
+            .collect();
         let out = self
             .client
             .put_events()
-            .entries(request)
+            .set_entries(Some(entries))
             .send()
             .await
             .map_err(|e| aws("events:PutEvents", format!("event bus {}", self.name), e))?;
@@ -49,7 +61,24 @@ impl Bus {
                 message,
             });
         }
-        info!(event_id, event = %event.detail(), "published {}", event.detail_type());
+        for (event, event_id) in events {
+            info!(event_id, event = %event.detail(), "published {}", event.detail_type());
+        }
+        Ok(())
+    }
+
+    /// Publishes events of `scope` that nobody can have published yet (their
+    /// subject was created by this very invocation), in one `PutEvents`,
+    /// then writes their done-markers in order: the same guarantee as
+    /// [`Bus::publish_once`] without first looking for the markers.
+    pub async fn publish_new(&self, store: &Store, scope: &str, events: &[DomainEvent]) -> Result<(), Error> {
+        let with_ids: Vec<(&DomainEvent, String)> = events.iter().map(|e| (e, event_id(scope, e.detail_type()))).collect();
+        self.publish_all(&with_ids).await?;
+        for event in events {
+            store
+                .put_once(&once_marker_key(scope, event.detail_type()), &event.detail())
+                .await?;
+        }
         Ok(())
     }
 

@@ -152,6 +152,24 @@ impl Store {
         Ok(keys)
     }
 
+    /// One page of at most `max_keys` keys under `prefix` after `start_after`,
+    /// and whether more follow.
+    #[instrument(skip(self), fields(bucket = %self.bucket))]
+    pub async fn list_page(&self, prefix: &str, start_after: Option<&str>, max_keys: i32) -> Result<(Vec<String>, bool), Error> {
+        let page = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_start_after(start_after.map(str::to_owned))
+            .max_keys(max_keys)
+            .send()
+            .await
+            .map_err(|e| aws("s3:ListObjectsV2", self.resource(prefix), e))?;
+        let keys = page.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
+        Ok((keys, page.is_truncated().unwrap_or(false)))
+    }
+
     /// Deletes a key (deleting a missing key is fine).
     #[instrument(skip(self), fields(bucket = %self.bucket))]
     pub async fn delete(&self, key: &str) -> Result<(), Error> {

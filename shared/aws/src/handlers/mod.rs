@@ -2,7 +2,9 @@
 //! execute (adapters) → report, callable from tests with a plain payload.
 
 pub mod deferral;
+pub mod finish;
 pub mod imports;
+pub mod job_end;
 pub mod on_import;
 pub mod on_training;
 pub mod on_upload;

@@ -1,8 +1,8 @@
 //! on-training: a training job of ours changed state (or a relaunch timer
 //! fired): run the sweep's lanes.
 
-use super::deferral;
-use super::sweeps::{advance, load, observation, Progress};
+use super::sweeps::{advance, load, Progress};
+use super::{deferral, finish, job_end};
 use super::{Outcome, Pass};
 use crate::deps::Deps;
 use crate::error::Error;
@@ -24,8 +24,7 @@ pub async fn handle(deps: &Deps, payload: &serde_json::Value) -> Result<serde_js
             message_id: item.message_id.clone(),
             malformed: false,
         };
-        let mut tick = None;
-        let (pipeline, sweep_id, fresh) = match &item.event {
+        let (pipeline, sweep_id) = match &item.event {
             Inbound::TrainingJobStateChange(c) => {
                 let (Some(p), Some(s)) = (c.tags.get(names::TAG_PIPELINE), c.tags.get(names::TAG_SWEEP)) else {
                     out.skipped.push(skip(format!(
@@ -34,29 +33,17 @@ pub async fn handle(deps: &Deps, payload: &serde_json::Value) -> Result<serde_js
                     )));
                     continue;
                 };
-                let Some(status) = JobStatus::parse(&c.status) else {
+                if JobStatus::parse(&c.status).is_none() {
                     out.skipped.push(skip(format!("unknown TrainingJobStatus {:?}", c.status)));
                     continue;
-                };
-                (
-                    p.clone(),
-                    s.clone(),
-                    Some((
-                        c.training_job_name.clone(),
-                        status,
-                        c.secondary_status.clone(),
-                        c.failure_reason.clone(),
-                        c.metrics.clone(),
-                    )),
-                )
+                }
+                (p.clone(), s.clone())
             }
-            Inbound::Message(Message::SweepTick(t)) => {
-                tick = Some(t.clone());
-                (t.pipeline.clone(), t.sweep_id.clone(), None)
-            }
+            Inbound::Message(Message::SweepTick(t)) => (t.pipeline.clone(), t.sweep_id.clone()),
+            Inbound::Message(Message::SweepFinish(f)) => (f.pipeline.clone(), f.sweep_id.clone()),
             _ => {
                 out.skipped.push(skip(
-                    "on-training takes SageMaker Training Job State Change events and sweep ticks".into(),
+                    "on-training takes SageMaker Training Job State Change events, sweep ticks and sweep-finish pages".into(),
                 ));
                 continue;
             }
@@ -69,12 +56,16 @@ pub async fn handle(deps: &Deps, payload: &serde_json::Value) -> Result<serde_js
                 )));
                 return Ok(());
             };
-            let fresh = fresh
-                .and_then(|(name, status, secondary, reason, metrics)| observation(&manifest, &name, status, secondary, reason, metrics));
-            let progress = advance(deps, &manifest, fresh, Pass::Event, &mut out).await?;
-            // A tick that found the launch still refused keeps its chain going.
-            match (&tick, progress) {
-                (Some(t), Progress::Deferred) => deferral::next_tick(deps, &manifest, t).await,
+            match &item.event {
+                Inbound::TrainingJobStateChange(c) => job_end::handle(deps, &manifest, c, &mut out).await.map(|_| ()),
+                Inbound::Message(Message::SweepFinish(f)) => finish::page(deps, &manifest, f.part, f.start_after.as_deref(), &mut out)
+                    .await
+                    .map(|_| ()),
+                Inbound::Message(Message::SweepTick(t)) => match advance(deps, &manifest, Pass::Event, &mut out).await? {
+                    // A tick that found the launch still refused keeps its chain going.
+                    Progress::Deferred => deferral::next_tick(deps, &manifest, t).await,
+                    _ => Ok(()),
+                },
                 _ => Ok(()),
             }
         }

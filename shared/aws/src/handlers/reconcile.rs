@@ -145,13 +145,14 @@ async fn sweep(deps: &Deps, pipeline: &str, sweep_id: &str, work: &mut OpenWork,
         let d = deps.sagemaker.describe(&job.training_job_name).await?;
         if d.status.is_terminal() {
             let ended = super::sweeps::observation(&manifest, &d.name, d.status, d.secondary_status, d.failure_reason, d.metrics);
-            if let Some(ended) = ended {
+            if let Some(mut ended) = ended {
+                ended.timing = Some(retrain_core::telemetry::timing(&d.transitions, d.billable_seconds, false));
                 sweep_state::record_end(&deps.store, &manifest, &ended).await?;
                 out.did(format!("recovered the end of {} ({:?})", d.name, d.status));
             }
         }
     }
-    if advance(deps, &manifest, None, Pass::Reconciler, out).await? == Progress::Completed {
+    if advance(deps, &manifest, Pass::Reconciler, out).await? == Progress::Completed {
         return Ok(());
     }
     stall(deps, &manifest, work).await

@@ -5,13 +5,11 @@
 
 use crate::adapters::sagemaker::SageMaker;
 use crate::adapters::store::{Created, Store};
-use crate::deps::Deps;
 use crate::error::Error;
 use retrain_core::lanes::JobObservation;
-use retrain_core::plan::file_system_type;
 use retrain_core::sweep::SweepManifest;
 use retrain_core::sweep_records::{ended_key, jobs_prefix, launched, observations};
-use retrain_core::telemetry::{emf, timing};
+use retrain_core::telemetry::timing;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
@@ -27,7 +25,7 @@ pub struct EndRecord {
 #[derive(Debug, Clone, Default)]
 pub struct SweepState {
     pub jobs: Vec<JobObservation>,
-    /// Jobs whose launch is complete (created and announced).
+    /// Jobs whose launch is complete (created and announced: their `TrainingJobLaunched` marker).
     pub launched: HashSet<String>,
     /// Whether a launch of this sweep is waiting for a quota.
     pub deferred: bool,
@@ -86,52 +84,4 @@ pub async fn observe(store: &Store, sagemaker: &SageMaker, manifest: &SweepManif
     let mut jobs = load(store, manifest).await?.jobs;
     describe_finished(sagemaker, &mut jobs).await?;
     Ok(jobs)
-}
-
-/// Writes the finished job's start-up breakdown as one CloudWatch embedded
-/// metric format record, once per job even if its event comes twice. Its
-/// warm pool reuse shows on the job before it in its lane.
-pub async fn emit_metrics(deps: &Deps, manifest: &SweepManifest, job: &JobObservation, jobs: &[JobObservation]) -> Result<(), Error> {
-    let marker = format!(
-        "{}metrics/{}",
-        retrain_core::sweep_records::sweep_prefix(manifest),
-        job.training_job_name
-    );
-    if deps.store.exists(&marker).await? {
-        return Ok(());
-    }
-    let d = deps.sagemaker.describe(&job.training_job_name).await?;
-    let mut t = timing(&d.transitions, d.billable_seconds, false);
-    if let Some(previous) = lane_predecessor(manifest, jobs, job) {
-        t.warm_pool_reused = deps
-            .sagemaker
-            .describe(&previous)
-            .await
-            .map(|p| p.warm_pool_reused_by.as_deref() == Some(job.training_job_name.as_str()))
-            .unwrap_or(false);
-    }
-    let record = emf(
-        &manifest.pipeline.name,
-        file_system_type(&manifest.pipeline),
-        &job.training_job_name,
-        &t,
-        super::now_epoch() * 1000,
-    );
-    if deps.store.put_once(&marker, &t).await? == Created::Now {
-        deps.metrics.emit(&record);
-    }
-    Ok(())
-}
-
-/// The job that ran in `job`'s lane just before it (whose warm pool `job` may have reused).
-fn lane_predecessor(manifest: &SweepManifest, jobs: &[JobObservation], job: &JobObservation) -> Option<String> {
-    let position = manifest.position_of(&job.variant_id)?;
-    if job.attempt > 1 {
-        return Some(manifest.job_name(position, job.attempt - 1));
-    }
-    let previous = &manifest.variants[position.checked_sub(manifest.max_parallel())?].id;
-    jobs.iter()
-        .filter(|j| &j.variant_id == previous)
-        .max_by_key(|j| j.attempt)
-        .map(|j| j.training_job_name.clone())
 }

@@ -2,8 +2,8 @@
 //! on-training and the reconciler.
 //!
 //! Every step is ordered so that a retry finishes it: the open marker before
-//! the manifest, a job's end record before the lanes are decided, the launch
-//! record only after `CreateTrainingJob` took effect and was announced, and
+//! the manifest, a job's end record before its lane moves on, the launch
+//! marker only after `CreateTrainingJob` took effect and was announced, and
 //! the sweep closed only after `SweepCompleted` is out.
 
 use super::sweep_state::{self, SweepState};
@@ -13,14 +13,16 @@ use crate::adapters::store::Created;
 use crate::deps::Deps;
 use crate::error::Error;
 use retrain_core::config::Pipeline;
-use retrain_core::events::{once_marker_key, DomainEvent, JobLaunched, SweepBlocked, SweepCompleted, SweepStarted, VariantRetried};
+use retrain_core::events::{DomainEvent, JobLaunched, SweepBlocked, SweepStarted, VariantRetried};
 use retrain_core::failure::JobStatus;
-use retrain_core::lanes::{decide, rank, JobObservation, Launch, Retry};
+use retrain_core::lanes::{decide, JobObservation, Launch, Retry};
 use retrain_core::names;
 use retrain_core::plan::file_system_type;
-use retrain_core::sweep::{manifest_key, SweepManifest, SweepTrigger};
-use retrain_core::sweep_records::{attempt_names, event_scope, job_event_scope, launched_key, open_sweep_key, results_key};
+use retrain_core::requests::Tag;
+use retrain_core::sweep::{SweepManifest, SweepTrigger};
+use retrain_core::sweep_records::{event_scope, job_event_scope, open_sweep_key};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The body of `open/sweeps/<pipeline>/<sweep>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,7 +103,7 @@ pub async fn start(
         Created::AlreadyThere => deps.store.get("sweep manifest", &key).await?.unwrap_or(fresh),
     };
     announce_start(deps, &manifest, out).await?;
-    advance(deps, &manifest, None, Pass::Event, out).await.map(|_| ())
+    advance(deps, &manifest, Pass::Event, out).await.map(|_| ())
 }
 
 /// Publishes `SweepStarted` (at least once; the reconciler repeats it for an open sweep).
@@ -128,48 +130,25 @@ pub async fn announce_start(deps: &Deps, manifest: &SweepManifest, out: &mut Out
     Ok(())
 }
 
-/// Reads a sweep's manifest; `None` if it does not exist.
-pub async fn load(deps: &Deps, pipeline: &str, sweep_id: &str) -> Result<Option<SweepManifest>, Error> {
-    deps.store.get("sweep manifest", &manifest_key(pipeline, sweep_id)).await
+/// Reads a sweep's manifest (once per cold start); `None` if it does not exist.
+pub async fn load(deps: &Deps, pipeline: &str, sweep_id: &str) -> Result<Option<Arc<SweepManifest>>, Error> {
+    deps.manifest(pipeline, sweep_id).await
 }
 
-/// One pass over the sweep's lanes. `fresh` is a job state from an event:
-/// its end is recorded first, so the listing that follows includes it. Then
-/// every lane's next job is launched and, once every variant is final, the
-/// end is announced.
-pub async fn advance(
-    deps: &Deps,
-    manifest: &SweepManifest,
-    fresh: Option<JobObservation>,
-    pass: Pass,
-    out: &mut Outcome,
-) -> Result<Progress, Error> {
-    if let Some(f) = fresh.as_ref().filter(|f| f.status.is_terminal()) {
-        sweep_state::record_end(&deps.store, manifest, f).await?;
-    }
-    let mut state = sweep_state::load(&deps.store, manifest).await?;
-    if let Some(f) = &fresh {
-        // The event carries the details (reason, metrics) the record's key does not.
-        if let Some(job) = state.jobs.iter_mut().find(|j| j.training_job_name == f.training_job_name) {
-            if f.status.is_terminal() || !job.status.is_terminal() {
-                *job = JobObservation {
-                    failure_class: job.failure_class,
-                    ..f.clone()
-                };
-            }
-        }
-        if f.status.is_terminal() {
-            sweep_state::emit_metrics(deps, manifest, f, &state.jobs).await?;
-        }
-    }
+/// One pass over every lane from a listing of the sweep's records (a start,
+/// a relaunch tick, the reconciler): announce what was created but never
+/// announced, launch every lane's next job and, once every variant is
+/// final, write the end. State-change events take the cheaper path of
+/// [`super::job_end`].
+pub async fn advance(deps: &Deps, manifest: &SweepManifest, pass: Pass, out: &mut Outcome) -> Result<Progress, Error> {
+    let state = sweep_state::load(&deps.store, manifest).await?;
     announce_unrecorded(deps, manifest, &state, out).await?;
     let decision = decide(manifest, &state.jobs);
     if decision.completed.is_some() {
-        complete(deps, manifest, state.jobs, out).await?;
-        return Ok(Progress::Completed);
+        return super::finish::page(deps, manifest, 0, None, out).await;
     }
     for launch in &decision.launches {
-        if !self::launch(deps, manifest, &state, launch, pass, out).await? {
+        if !self::launch(deps, manifest, &state.jobs, launch, pass, out).await? {
             return Ok(Progress::Deferred);
         }
     }
@@ -179,23 +158,25 @@ pub async fn advance(
     Ok(Progress::Running)
 }
 
-/// Creates one job, announces it, then records the launch. Returns false
-/// when SageMaker refused it for a quota or throttling (deferred).
+/// Creates one job, then announces it: its `TrainingJobLaunched` marker is
+/// the record that the launch is complete. Returns false when SageMaker
+/// refused it for a quota or throttling (deferred). `jobs` are the ended
+/// jobs known to the caller (a retry names its predecessor's failure).
 ///
 /// The invocation whose create made the job announces it. A job that was
 /// already there belongs to a concurrent invocation that is announcing it
-/// now, or to one that died before it could: the reconciler (or the job's
-/// end, see `announce_unrecorded`) finishes that one, so concurrent
+/// now, or to one that died before it could: the reconciler (or the
+/// sweep's end, see `announce_unrecorded`) finishes that one, so concurrent
 /// duplicate events do not each announce the job again.
-async fn launch(
+pub async fn launch(
     deps: &Deps,
     manifest: &SweepManifest,
-    state: &SweepState,
+    jobs: &[JobObservation],
     launch: &Launch,
     pass: Pass,
     out: &mut Outcome,
 ) -> Result<bool, Error> {
-    let request = match manifest.training_job(launch.position, launch.attempt) {
+    let mut request = match manifest.training_job(launch.position, launch.attempt) {
         Ok(r) => r,
         Err(e) => {
             let event = DomainEvent::SweepBlocked(SweepBlocked {
@@ -208,44 +189,53 @@ async fn launch(
             return Ok(false);
         }
     };
+    if let Some(after) = &launch.after {
+        request.tags.push(Tag {
+            key: names::TAG_AFTER.to_owned(),
+            value: after.clone(),
+        });
+    }
     let name = request.training_job_name.clone();
-    match deps.sagemaker.launch(&request).await? {
+    let fresh = match deps.sagemaker.launch(&request).await? {
         Launched::Deferred { code, message } => {
             deferral::defer(deps, manifest, &name, &code, &message, out).await?;
             return Ok(false);
         }
-        Launched::Created => out.did(format!("launched {name} (lane {}, attempt {})", launch.lane, launch.attempt)),
+        Launched::Created => {
+            out.did(format!("launched {name} (lane {}, attempt {})", launch.lane, launch.attempt));
+            true
+        }
         Launched::AlreadyExists if pass == Pass::Event => {
             out.did(format!("{name} already launched"));
             return Ok(true);
         }
-        Launched::AlreadyExists => out.did(format!("{name} was created, but its launch was never recorded")),
-    }
+        Launched::AlreadyExists => {
+            out.did(format!("{name} was created, but its launch was never announced"));
+            false
+        }
+    };
     let retry = match &launch.retry_of {
-        Some(r) => Some(retry_details(deps, manifest, state, r).await?),
+        Some(r) => Some(retry_details(deps, manifest, jobs, r).await?),
         None => None,
     };
-    announce(deps, manifest, &launch.variant_id, launch.lane, launch.attempt, &name, retry).await?;
-    record_launch(deps, manifest, &name).await?;
+    announce(deps, manifest, &launch.variant_id, launch.lane, launch.attempt, &name, retry, fresh).await?;
     Ok(true)
 }
 
-async fn record_launch(deps: &Deps, manifest: &SweepManifest, name: &str) -> Result<(), Error> {
-    let at = serde_json::json!({"launched_at": now_epoch()});
-    deps.store.put_once(&launched_key(manifest, name), &at).await.map(|_| ())
-}
-
 /// A retry's previous failure as recorded, when the decision came from a listing without it.
-async fn retry_details(deps: &Deps, manifest: &SweepManifest, state: &SweepState, retry: &Retry) -> Result<Retry, Error> {
+async fn retry_details(deps: &Deps, manifest: &SweepManifest, jobs: &[JobObservation], retry: &Retry) -> Result<Retry, Error> {
     if !retry.failure_reason.is_empty() {
         return Ok(retry.clone());
     }
-    let Some(previous) = state.jobs.iter().find(|j| j.training_job_name == retry.training_job_name) else {
+    let Some(previous) = jobs.iter().find(|j| j.training_job_name == retry.training_job_name) else {
         return Ok(retry.clone());
     };
-    let record = sweep_state::end_record(&deps.store, manifest, previous).await?;
-    let Some(job) = record.map(|r| r.job) else {
-        return Ok(retry.clone());
+    let job = match previous.failure_reason {
+        Some(_) => previous.clone(),
+        None => match sweep_state::end_record(&deps.store, manifest, previous).await? {
+            Some(r) => r.job,
+            None => return Ok(retry.clone()),
+        },
     };
     let (_, why) = retrain_core::failure::classify(job.status, job.secondary_status.as_deref(), job.failure_reason.as_deref());
     Ok(Retry {
@@ -255,26 +245,25 @@ async fn retry_details(deps: &Deps, manifest: &SweepManifest, state: &SweepState
     })
 }
 
-/// A job whose create took effect but whose launch record is missing (the
-/// invocation died in between) and that has ended since: announce it now,
-/// so its `TrainingJobLaunched` is never lost.
-async fn announce_unrecorded(deps: &Deps, manifest: &SweepManifest, state: &SweepState, out: &mut Outcome) -> Result<(), Error> {
-    let names = attempt_names(manifest);
+/// Jobs whose create took effect but whose announcement is missing (the
+/// invocation died in between) and that have ended since: announce them
+/// now, so no `TrainingJobLaunched` is ever lost.
+pub async fn announce_unrecorded(deps: &Deps, manifest: &SweepManifest, state: &SweepState, out: &mut Outcome) -> Result<(), Error> {
     for job in state
         .jobs
         .iter()
         .filter(|j| j.status.is_terminal() && !state.launched.contains(&j.training_job_name))
     {
-        let Some(&(position, attempt)) = names.get(&job.training_job_name) else {
+        let Some(position) = manifest.position_of(&job.variant_id) else {
             continue;
         };
-        let retry = (attempt > 1).then(|| Retry {
-            training_job_name: manifest.job_name(position, attempt - 1),
+        let retry = (job.attempt > 1).then(|| Retry {
+            training_job_name: manifest.job_name(position, job.attempt - 1),
             failure_reason: String::new(),
             why: String::new(),
         });
         let retry = match retry {
-            Some(r) => Some(retry_details(deps, manifest, state, &r).await?),
+            Some(r) => Some(retry_details(deps, manifest, &state.jobs, &r).await?),
             None => None,
         };
         announce(
@@ -282,19 +271,22 @@ async fn announce_unrecorded(deps: &Deps, manifest: &SweepManifest, state: &Swee
             manifest,
             &job.variant_id,
             manifest.lane_of(position),
-            attempt,
+            job.attempt,
             &job.training_job_name,
             retry,
+            false,
         )
         .await?;
-        record_launch(deps, manifest, &job.training_job_name).await?;
         out.did(format!("announced {} late", job.training_job_name));
     }
     Ok(())
 }
 
 /// Publishes `TrainingJobLaunched` (and `VariantRetried` for a retry), at
-/// least once per job, each with the job's own event id.
+/// least once per job, each with the job's own event id. `fresh`: this
+/// invocation's create made the job, so nobody can have announced it yet
+/// and both go out in one `PutEvents` without looking for the markers.
+#[allow(clippy::too_many_arguments)]
 async fn announce(
     deps: &Deps,
     manifest: &SweepManifest,
@@ -303,6 +295,7 @@ async fn announce(
     attempt: u32,
     name: &str,
     retry: Option<Retry>,
+    fresh: bool,
 ) -> Result<(), Error> {
     let scope = job_event_scope(manifest, name);
     let base = JobLaunched {
@@ -313,8 +306,9 @@ async fn announce(
         attempt,
         training_job_name: name.to_owned(),
     };
+    let mut events = Vec::with_capacity(2);
     if let Some(retry) = retry {
-        let event = DomainEvent::VariantRetried(VariantRetried {
+        events.push(DomainEvent::VariantRetried(VariantRetried {
             pipeline: base.pipeline.clone(),
             sweep_id: base.sweep_id.clone(),
             variant_id: base.variant_id.clone(),
@@ -324,43 +318,17 @@ async fn announce(
             previous_training_job_name: retry.training_job_name,
             failure_reason: retry.failure_reason,
             why: retry.why,
-        });
-        deps.bus.publish_once(&deps.store, &scope, &event).await?;
+        }));
     }
-    deps.bus
-        .publish_once(&deps.store, &scope, &DomainEvent::TrainingJobLaunched(base))
-        .await?;
+    // Last, so its marker (the launch record) means both are out.
+    events.push(DomainEvent::TrainingJobLaunched(base));
+    if fresh {
+        return deps.bus.publish_new(&deps.store, &scope, &events).await;
+    }
+    for event in &events {
+        deps.bus.publish_once(&deps.store, &scope, event).await?;
+    }
     Ok(())
-}
-
-/// Every variant is final: rank them once (one describe per job), write the
-/// full results to S3, announce the end with the best variant and the
-/// counts, then close the sweep.
-async fn complete(deps: &Deps, manifest: &SweepManifest, mut jobs: Vec<JobObservation>, out: &mut Outcome) -> Result<(), Error> {
-    let scope = event_scope(manifest);
-    let open = open_sweep_key(&manifest.pipeline.name, &manifest.sweep_id);
-    if deps.store.exists(&once_marker_key(&scope, "SweepCompleted")).await? {
-        // A late duplicate: the end is out; make sure the sweep is closed.
-        return deps.store.delete(&open).await;
-    }
-    sweep_state::describe_finished(&deps.sagemaker, &mut jobs).await?;
-    let outcome = decide(manifest, &jobs).completed.unwrap_or_else(|| rank(manifest, Vec::new()));
-    let key = results_key(manifest);
-    deps.store.put(&key, &outcome).await?;
-    let event = DomainEvent::SweepCompleted(SweepCompleted {
-        pipeline: manifest.pipeline.name.clone(),
-        sweep_id: manifest.sweep_id.clone(),
-        best: outcome.best().cloned(),
-        metric: outcome.metric.clone(),
-        direction: outcome.direction,
-        ranked: outcome.ranked.len(),
-        unranked: outcome.unranked.len(),
-        results: format!("s3://{}/{key}", deps.store.bucket()),
-    });
-    if deps.bus.publish_once(&deps.store, &scope, &event).await? {
-        out.did(format!("sweep {} of {} completed", manifest.sweep_id, manifest.pipeline.name));
-    }
-    deps.store.delete(&open).await
 }
 
 /// A job state from an event, if it belongs to the manifest.
@@ -372,12 +340,10 @@ pub fn observation(
     reason: Option<String>,
     metrics: Vec<(String, f64)>,
 ) -> Option<JobObservation> {
-    if !name.starts_with(&names::sweep_job_prefix(&manifest.pipeline.name, &manifest.sweep_id)) {
-        return None;
-    }
-    attempt_names(manifest).get(name).map(|&(p, a)| JobObservation {
-        variant_id: manifest.variants[p].id.clone(),
-        attempt: a,
+    let (position, attempt) = attempt_of(manifest, name)?;
+    Some(JobObservation {
+        variant_id: manifest.variants[position].id.clone(),
+        attempt,
         training_job_name: name.to_owned(),
         status,
         secondary_status: secondary,
@@ -385,5 +351,27 @@ pub fn observation(
         metrics,
         timing: None,
         failure_class: None,
+    })
+}
+
+/// Variant position and attempt of one of the sweep's job names.
+fn attempt_of(manifest: &SweepManifest, name: &str) -> Option<(usize, u32)> {
+    if !name.starts_with(&names::sweep_job_prefix(&manifest.pipeline.name, &manifest.sweep_id)) {
+        return None;
+    }
+    let max_attempts = manifest.pipeline.sweep.max_retries + 1;
+    // The attempt ends the name unless a long name was shortened with a hash.
+    let hinted = name
+        .rsplit_once("-a")
+        .and_then(|(_, a)| a.parse::<u32>().ok())
+        .filter(|a| (1..=max_attempts).contains(a));
+    let attempts: Vec<u32> = match hinted {
+        Some(a) => vec![a],
+        None => (1..=max_attempts).collect(),
+    };
+    attempts.into_iter().find_map(|a| {
+        (0..manifest.variants.len())
+            .find(|&p| manifest.job_name(p, a) == name)
+            .map(|p| (p, a))
     })
 }

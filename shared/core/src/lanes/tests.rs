@@ -209,3 +209,92 @@ proptest! {
         simulate(outcomes, order, max_parallel)?;
     }
 }
+
+/// Drives a sweep the way state-change events do: each ended job's lane
+/// moves by `after` alone. Every step must be the one `decide` takes for
+/// that lane from the full record, and the lanes' done markers must cover
+/// every lane exactly when `decide` completes the sweep.
+fn drive_by_events(outcomes: Vec<u8>, order: Vec<usize>, max_parallel: u32) -> Result<(), TestCaseError> {
+    let mut m = manifest();
+    m.pipeline.sweep.max_parallel = max_parallel;
+    let lanes = m.max_parallel().min(m.variants.len());
+    let mut jobs: Vec<JobObservation> = decide(&m, &[])
+        .launches
+        .iter()
+        .map(|l| job(&m, l.position, l.attempt, JobStatus::InProgress))
+        .collect();
+    let mut done = std::collections::BTreeSet::new();
+    let mut pick = order.into_iter().cycle();
+    for _ in 0..200 {
+        let running: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].status == JobStatus::InProgress).collect();
+        prop_assert!(!running.is_empty(), "no job runs, yet {} of {lanes} lanes are done", done.len());
+        let i = running[pick.next().unwrap_or(0) % running.len()];
+        let outcome = outcomes.get(i).copied().unwrap_or(0) % 3;
+        jobs[i].status = if outcome == 0 { JobStatus::Completed } else { JobStatus::Failed };
+        jobs[i].failure_reason = match outcome {
+            1 => Some(CAPACITY.into()),
+            2 => Some("AlgorithmError: x".into()),
+            _ => None,
+        };
+        let ended = jobs[i].clone();
+        let lane = m.lane_of(m.position_of(&ended.variant_id).expect("a manifest variant"));
+        let d = decide(&m, &jobs);
+        let lane_launches: Vec<Launch> = d.launches.iter().filter(|l| l.lane == lane).cloned().collect();
+        match after(&m, &ended) {
+            Some(LaneStep::Launch(l)) => {
+                prop_assert_eq!(&lane_launches, &vec![l.clone()]);
+                jobs.push(job(&m, l.position, l.attempt, JobStatus::InProgress));
+            }
+            Some(LaneStep::Done { lane: l }) => {
+                prop_assert_eq!(l, lane);
+                prop_assert!(lane_launches.is_empty());
+                done.insert(l);
+            }
+            other => prop_assert!(false, "an ended job's lane must move: {other:?}"),
+        }
+        prop_assert_eq!(done.len() == lanes, d.completed.is_some());
+        if d.completed.is_some() {
+            return Ok(());
+        }
+    }
+    prop_assert!(false, "sweep did not finish");
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn a_job_end_moves_its_lane_as_a_full_decision_would(
+        outcomes in proptest::collection::vec(any::<u8>(), 30),
+        order in proptest::collection::vec(any::<usize>(), 1..10),
+        max_parallel in 1u32..8,
+    ) {
+        drive_by_events(outcomes, order, max_parallel)?;
+    }
+}
+
+#[test]
+fn a_running_job_does_not_move_its_lane() {
+    let m = manifest();
+    assert_eq!(after(&m, &job(&m, 0, 1, JobStatus::InProgress)), Some(LaneStep::Wait));
+    let stranger = JobObservation {
+        variant_id: "not-in-the-sweep".into(),
+        ..job(&m, 0, 1, JobStatus::Completed)
+    };
+    assert_eq!(after(&m, &stranger), None);
+}
+
+#[test]
+fn the_next_variant_names_the_job_before_it_in_the_lane() {
+    let m = manifest();
+    let Some(LaneStep::Launch(next)) = after(&m, &completed(&m, 0, 0.9)) else {
+        panic!("lane 0 goes on");
+    };
+    assert_eq!((next.position, next.attempt, next.lane), (2, 1, 0));
+    assert_eq!(next.after.as_deref(), Some(m.job_name(0, 1).as_str()));
+    let Some(LaneStep::Launch(retry)) = after(&m, &failed(&m, 1, 1, CAPACITY)) else {
+        panic!("a capacity failure is retried");
+    };
+    assert_eq!((retry.position, retry.attempt), (1, 2));
+    assert_eq!(retry.retry_of.map(|r| r.training_job_name), Some(m.job_name(1, 1)));
+    assert_eq!(after(&m, &completed(&m, 5, 0.8)), Some(LaneStep::Done { lane: 1 }));
+}

@@ -100,3 +100,58 @@ fn open_sweep_keys_round_trip() {
     assert_eq!(parse_open_sweep_key("open/sweeps/churn/"), None);
     assert_eq!(parse_open_sweep_key("open/imports/task-1"), None);
 }
+
+#[test]
+fn the_launch_marker_is_the_announcement_s_once_marker_among_the_job_records() {
+    let m = manifest();
+    let name = m.job_name(2, 1);
+    assert_eq!(
+        launched_key(&m, &name),
+        crate::events::once_marker_key(&job_event_scope(&m, &name), "TrainingJobLaunched")
+    );
+    assert!(launched_key(&m, &name).starts_with(&jobs_prefix(&m)));
+    let retried = crate::events::once_marker_key(&job_event_scope(&m, &name), "VariantRetried");
+    assert!(
+        launched(&m, std::slice::from_ref(&retried)).is_empty(),
+        "VariantRetried alone is no launch"
+    );
+    assert!(observations(&m, &[retried]).is_empty());
+}
+
+#[test]
+fn every_lane_done_needs_each_lane_of_the_sweep_once() {
+    let m = manifest();
+    assert_eq!((m.variants.len(), m.max_parallel()), (6, 2));
+    let lane = |l: usize| lane_done_key(&m, l);
+    assert!(!every_lane_done(&m, &[]));
+    assert!(!every_lane_done(&m, &[lane(0), lane(0)]), "the same lane twice is one lane");
+    assert!(!every_lane_done(&m, &[lane(0), lane(7)]), "a lane the sweep has not is ignored");
+    assert!(every_lane_done(&m, &[lane(1), lane(0)]));
+    let mut small = m.clone();
+    small.variants.truncate(1);
+    assert!(every_lane_done(&small, &[lane(0)]), "a sweep with fewer variants than lanes");
+}
+
+#[test]
+fn a_results_page_never_splits_a_job_s_records() {
+    let m = manifest();
+    let keys = vec![
+        ended(&m, 0, 1, JobStatus::Completed, None),
+        launched_key(&m, &m.job_name(0, 1)),
+        ended(&m, 1, 1, JobStatus::Completed, None),
+        launched_key(&m, &m.job_name(1, 1)),
+        ended(&m, 2, 1, JobStatus::Completed, None),
+    ];
+    let mut sorted = keys.clone();
+    sorted.sort();
+    let (used, next) = whole_jobs(&m, &sorted, true);
+    assert_eq!(used.len(), 4, "the last job's keys wait for the next page");
+    assert_eq!(next.as_deref(), used.last().map(String::as_str));
+    assert!(used.iter().all(|k| !k.contains(&m.job_name(2, 1))));
+    let (all, none) = whole_jobs(&m, &sorted, false);
+    assert_eq!((all.len(), none), (5, None), "the last page is used whole");
+    let one_job = vec![sorted[0].clone(), sorted[1].clone()];
+    let (used, next) = whole_jobs(&m, &one_job, true);
+    assert_eq!(used.len(), 2, "a page of one job is used whole");
+    assert_eq!(next.as_deref(), Some(one_job[1].as_str()));
+}

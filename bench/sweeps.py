@@ -12,6 +12,7 @@ of each invocation; handler time is its wall time less the emulator's.
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from typing import Any, Callable
@@ -93,9 +94,15 @@ class SweepScale:
         began = time.monotonic()
         request_id = f"bench-{b.nonce}-{variants}x{max_parallel}"
         self.invoke(start, "start-sweep-scale", start_sweep_request("churn", request_id), "start", log)
-        sweep_id = next(
-            e["detail"]["sweep_id"] for e in reversed(b.control.events(BUS)) if e["detail-type"] == "SweepStarted" and e["detail"]["pipeline"] == "churn"
-        )
+        read = 0
+
+        def published(detail_type: str) -> list[dict[str, Any]]:
+            nonlocal read
+            entries = b.control.events(BUS)
+            fresh, read = entries[read:], len(entries)
+            return [json.loads(e.get("Detail") or "{}") for e in fresh if e["DetailType"] == detail_type]
+
+        sweep_id = next(d["sweep_id"] for d in reversed(published("SweepStarted")) if d["pipeline"] == "churn")
         prefix = f"churn-{sweep_id}-"
         done: set[str] = set()
         completed = False
@@ -115,7 +122,7 @@ class SweepScale:
                 record = sqs_record(m["Body"], "retrain-ticks")
                 self.invoke(training, "on-training-scale", {"Records": [record]}, "page", log)
                 b.sqs.delete_message(QueueUrl=b.world["ticks_url"], ReceiptHandle=m["ReceiptHandle"])
-            completed = any(e["detail-type"] == "SweepCompleted" and e["detail"].get("sweep_id") == sweep_id for e in b.control.events(BUS))
+            completed = completed or any(d.get("sweep_id") == sweep_id for d in published("SweepCompleted"))
         for fn in (start, training):
             fn.stop()
         events = [x for x in log if x["kind"] == "event"]
@@ -137,6 +144,7 @@ class SweepScale:
             "max_net_ms": max(net),
             "seconds": time.monotonic() - began,
             "typical_operations": events[len(events) // 2]["operations"],
+            "by_step": by_step(events),
         }
         self.note(
             f"sweep of {variants} variants, max_parallel {max_parallel}: {len(events)} events, calls/event median "
@@ -144,6 +152,16 @@ class SweepScale:
             f"{result['median_net_ms']:.1f} ms, {result['seconds']:.0f} s"
         )
         return result
+
+
+def by_step(events: list[dict[str, Any]]) -> dict[str, float]:
+    """Median calls of the events that launched the lane's next job, and of those that ended a lane."""
+    kinds: dict[str, list[int]] = {}
+    for e in events:
+        ops = e["operations"]
+        kind = "launch" if "sagemaker:CreateTrainingJob" in ops else "lane done" if "s3:ListObjectsV2" in ops else "other"
+        kinds.setdefault(kind, []).append(e["calls"])
+    return {k: statistics.median(v) for k, v in sorted(kinds.items())}
 
 
 def rows(results: dict[str, Any], row: Callable[..., None]) -> None:
@@ -156,6 +174,8 @@ def rows(results: dict[str, Any], row: Callable[..., None]) -> None:
             row("9", f"sweep of {n} (max_parallel {max_parallel}): AWS calls per on-training event, median",
                 f"{r['median_calls']:.0f}", f"max {r['max_calls']}, {r['events']:,} events", f"≤ {CALLS_PER_EVENT_TARGET}",
                 r["median_calls"] <= CALLS_PER_EVENT_TARGET)  # fmt: skip
+            steps = ", ".join(f"{k} {v:.0f}" for k, v in r["by_step"].items())
+            row("9", "  median calls by step", steps, "")
             row("9", "  total AWS calls of the sweep (start-sweep + on-training)", f"{r['total_calls']:,}",
                 f"{r['total_calls'] / r['variants']:.1f} per variant", f"≤ {TOTAL_PER_VARIANT_TARGET * r['variants']:,}",
                 r["total_calls"] <= TOTAL_PER_VARIANT_TARGET * r["variants"])  # fmt: skip

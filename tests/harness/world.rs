@@ -144,6 +144,8 @@ pub struct Options {
     pub faults: Option<(u64, f64)>,
     /// Strike up to N seeded calls of every invocation (seed, N); N = 0 arms nothing on its own.
     pub crashes: Option<(u64, u32)>,
+    /// Job-record keys per page of a sweep's end (default: the functions' own).
+    pub finish_page_keys: Option<i32>,
 }
 
 /// The test configuration: an FSx for Lustre pipeline (3 × 2 grid, two
@@ -242,6 +244,7 @@ impl World {
             watch_queue_url: watch_queue.url.clone(),
             tick_queue_url: tick_queue.url.clone(),
             schedule_expression: Some("rate(1 day)".into()),
+            finish_page_keys: options.finish_page_keys.unwrap_or(retrain_core::sweep_records::FINISH_PAGE_KEYS),
         };
         // The handlers' own clients go through the fault proxy when there is one;
         // the harness drives and inspects the emulator directly.

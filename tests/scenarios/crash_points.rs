@@ -151,9 +151,18 @@ fn one_id_per_sweep(world: &World) -> bool {
     !ids.is_empty() && ids.values().all(|s| s.len() == 1)
 }
 
+/// Job-record keys per page of a sweep's end: churn's 7 jobs take 4 pages.
+const FINISH_PAGE_KEYS: i32 = 4;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_crash_point_ends_in_the_fault_free_state() {
-    let mut clean = World::start().await;
+    // Small pages of job records, so the end of a sweep spans several
+    // invocations and the crash points reach every one of them.
+    let mut clean = World::start_with(Options {
+        finish_page_keys: Some(FINISH_PAGE_KEYS),
+        ..Options::default()
+    })
+    .await;
     let uploads = run(&mut clean).await;
     let expected = end_state(&clean);
     assert_eq!(
@@ -176,6 +185,7 @@ async fn every_crash_point_ends_in_the_fault_free_state() {
     for seed in first..first + runs {
         let mut world = World::start_with(Options {
             crashes: Some((0xC0FFEE + seed, 5)),
+            finish_page_keys: Some(FINISH_PAGE_KEYS),
             ..Options::default()
         })
         .await;

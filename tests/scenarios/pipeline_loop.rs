@@ -1,7 +1,7 @@
 //! The whole loop on the AWS wire: the handlers against the emulator over
 //! HTTP, with events delivered the way S3, SQS and EventBridge deliver them.
 
-use retrain_tests::world::{Target, World, ARTIFACTS_BUCKET};
+use retrain_tests::world::{Options, Target, World, ARTIFACTS_BUCKET};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
@@ -422,4 +422,38 @@ async fn an_aws_error_names_the_resource_and_the_fix() {
     assert!(text.contains("NoSuchBucket"), "names the AWS error: {text}");
     assert!(text.contains("RETRAIN_ARTIFACTS_BUCKET"), "says what to fix: {text}");
     assert!(!err.is_retryable());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_whose_records_span_many_pages_ends_once_with_every_variant_ranked() {
+    let mut world = World::start_with(Options {
+        finish_page_keys: Some(3),
+        ..Options::default()
+    })
+    .await;
+    imports_scenario(&mut world).await;
+    sweep_scenario(&mut world).await;
+    assert!(world.published("SweepCompleted").is_empty(), "the end waits for its pages");
+    let mut pages = 0;
+    while world.drain(Target::OnTraining).await.is_some() {
+        pages += 1;
+        assert!(pages < 20, "the pages of the sweep's end never stop");
+    }
+    let keys = artifact_keys(&world).await;
+    let parts = keys.iter().filter(|k| k.contains("/finish/part-")).count();
+    assert!(
+        pages >= 3 && parts >= 3,
+        "7 jobs in pages of 3 keys: {pages} deliveries, {parts} parts"
+    );
+    let completed = world.published("SweepCompleted");
+    assert_eq!(completed.len(), 1, "{completed:?}");
+    assert_eq!(completed[0]["ranked"], 5, "v3's algorithm error is unranked; the rest ranked");
+    assert_eq!(completed[0]["unranked"], 1);
+    assert_eq!(completed[0]["best"]["variant_id"], "v5");
+    assert!(
+        !keys.iter().any(|k| k.starts_with("open/sweeps/")),
+        "the sweep is closed once SweepCompleted is out"
+    );
+    let launched = world.published("TrainingJobLaunched");
+    assert_eq!(launched.len(), 7, "each attempt announced once: {launched:?}");
 }

@@ -26,6 +26,8 @@ pub struct Settings {
     /// The stack's schedule expression: a scheduled event starts the pipelines
     /// whose `schedule` equals it (all scheduled pipelines when unset).
     pub schedule_expression: Option<String>,
+    /// Job-record keys read per page while a finished sweep's end is written.
+    pub finish_page_keys: i32,
 }
 
 impl Settings {
@@ -48,6 +50,7 @@ impl Settings {
             watch_queue_url: v(WATCH_QUEUE_VAR),
             tick_queue_url: v(TICK_QUEUE_VAR),
             schedule_expression: get(SCHEDULE_VAR),
+            finish_page_keys: retrain_core::sweep_records::FINISH_PAGE_KEYS,
         })
     }
 }

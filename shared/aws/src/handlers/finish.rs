@@ -20,7 +20,6 @@ use retrain_core::messages::{Message, SweepFinish};
 use retrain_core::sweep::SweepManifest;
 use retrain_core::sweep_records::{
     deferred_key, event_scope, finish_part_key, jobs_prefix, launched, observations, open_sweep_key, results_key, whole_jobs,
-    FINISH_PAGE_KEYS,
 };
 
 /// Page `part` of the sweep's end, listing after `start_after`.
@@ -38,7 +37,10 @@ pub async fn page(
         deps.store.delete(&open).await?;
         return Ok(Progress::Completed);
     }
-    let (keys, truncated) = deps.store.list_page(&jobs_prefix(manifest), start_after, FINISH_PAGE_KEYS).await?;
+    let (keys, truncated) = deps
+        .store
+        .list_page(&jobs_prefix(manifest), start_after, deps.settings.finish_page_keys)
+        .await?;
     let (keys, next) = whole_jobs(manifest, &keys, truncated);
     let mut jobs = observations(manifest, keys);
     for job in jobs.iter_mut().filter(|j| j.status.is_terminal()) {
@@ -55,6 +57,7 @@ pub async fn page(
         jobs,
         launched: launched(manifest, keys),
         deferred: keys.contains(&deferred_key(manifest)),
+        last_change: 0,
     };
     announce_unrecorded(deps, manifest, &state, out).await?;
     let mut jobs = state.jobs;

@@ -7,7 +7,8 @@
 use super::imports::{announce_started, start_covering_import};
 use super::on_import::check;
 use super::sweep_state;
-use super::sweeps::{advance, announce_start, load, Progress};
+use super::sweep_state::SweepState;
+use super::sweeps::{advance_from, announce_start, load, Progress};
 use super::{now_epoch, Outcome, Pass};
 use crate::deps::Deps;
 use crate::error::Error;
@@ -17,7 +18,7 @@ use retrain_core::failure::JobStatus;
 use retrain_core::import_plan::{import_record_key, open_imports_prefix, pending_prefix, ImportRecord};
 use retrain_core::messages::ImportWatch;
 use retrain_core::sweep::SweepManifest;
-use retrain_core::sweep_records::{event_scope, jobs_prefix, open_sweeps_prefix, parse_open_sweep_key};
+use retrain_core::sweep_records::{event_scope, open_sweeps_prefix, parse_open_sweep_key};
 use retrain_core::telemetry::{open_work_emf, OpenWork};
 use std::collections::BTreeSet;
 
@@ -139,8 +140,9 @@ async fn sweep(deps: &Deps, pipeline: &str, sweep_id: &str, work: &mut OpenWork,
         return Ok(());
     };
     announce_start(deps, &manifest, out).await?;
-    let state = sweep_state::load(&deps.store, &manifest).await?;
+    let mut state = sweep_state::load(&deps.store, &manifest).await?;
     // A state change whose event never arrived: SageMaker has the truth.
+    let mut recovered = false;
     for job in state.jobs.iter().filter(|j| j.status == JobStatus::InProgress) {
         let d = deps.sagemaker.describe(&job.training_job_name).await?;
         if d.status.is_terminal() {
@@ -149,18 +151,26 @@ async fn sweep(deps: &Deps, pipeline: &str, sweep_id: &str, work: &mut OpenWork,
                 ended.timing = Some(retrain_core::telemetry::timing(&d.transitions, d.billable_seconds, false));
                 sweep_state::record_end(&deps.store, &manifest, &ended).await?;
                 out.did(format!("recovered the end of {} ({:?})", d.name, d.status));
+                recovered = true;
             }
         }
     }
-    if advance(deps, &manifest, Pass::Reconciler, out).await? == Progress::Completed {
+    if recovered {
+        state = sweep_state::load(&deps.store, &manifest).await?;
+    }
+    let before = out.done.len();
+    if advance_from(deps, &manifest, &state, Pass::Reconciler, out).await? == Progress::Completed {
         return Ok(());
     }
-    stall(deps, &manifest, work).await
+    // This very pass moved the sweep (a launch, an announcement): not stalled.
+    if recovered || out.done.len() > before {
+        return Ok(());
+    }
+    stall(deps, &manifest, &state, work).await
 }
 
 /// `SweepStalled` once when nothing of the sweep moved for `stall_after_seconds`.
-async fn stall(deps: &Deps, manifest: &SweepManifest, work: &mut OpenWork) -> Result<(), Error> {
-    let records = deps.store.list_with_times(&jobs_prefix(manifest)).await?;
+async fn stall(deps: &Deps, manifest: &SweepManifest, state: &SweepState, work: &mut OpenWork) -> Result<(), Error> {
     let opened = deps
         .store
         .get::<super::sweeps::OpenSweep>(
@@ -170,7 +180,7 @@ async fn stall(deps: &Deps, manifest: &SweepManifest, work: &mut OpenWork) -> Re
         .await?
         .map(|o| o.opened_at)
         .unwrap_or(0);
-    let last = records.iter().map(|(_, t)| *t).max().unwrap_or(0).max(opened);
+    let last = state.last_change.max(opened);
     let limit = manifest
         .pipeline
         .sweep
@@ -181,7 +191,6 @@ async fn stall(deps: &Deps, manifest: &SweepManifest, work: &mut OpenWork) -> Re
         return Ok(());
     }
     work.sweeps_stalled += 1;
-    let state = sweep_state::load(&deps.store, manifest).await?;
     let waiting_for: Vec<String> = state
         .jobs
         .iter()

@@ -29,6 +29,8 @@ pub struct SweepState {
     pub launched: HashSet<String>,
     /// Whether a launch of this sweep is waiting for a quota.
     pub deferred: bool,
+    /// The newest record's `LastModified` (epoch seconds): when the sweep last moved.
+    pub last_change: u64,
 }
 
 /// Records a job's end, once: the first record of a job's end is the truth.
@@ -42,12 +44,15 @@ pub async fn record_end(store: &Store, manifest: &SweepManifest, job: &JobObserv
 
 /// Every lane's state, from one listing of the sweep's records.
 pub async fn load(store: &Store, manifest: &SweepManifest) -> Result<SweepState, Error> {
-    let keys = store.list(&jobs_prefix(manifest)).await?;
+    let listed = store.list_with_times(&jobs_prefix(manifest)).await?;
+    let last_change = listed.iter().map(|(_, t)| *t).max().unwrap_or(0);
+    let keys: Vec<String> = listed.into_iter().map(|(k, _)| k).collect();
     let deferred_key = retrain_core::sweep_records::deferred_key(manifest);
     Ok(SweepState {
         jobs: observations(manifest, &keys),
         launched: launched(manifest, &keys),
         deferred: keys.contains(&deferred_key),
+        last_change,
     })
 }
 

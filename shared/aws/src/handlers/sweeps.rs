@@ -142,7 +142,18 @@ pub async fn load(deps: &Deps, pipeline: &str, sweep_id: &str) -> Result<Option<
 /// [`super::job_end`].
 pub async fn advance(deps: &Deps, manifest: &SweepManifest, pass: Pass, out: &mut Outcome) -> Result<Progress, Error> {
     let state = sweep_state::load(&deps.store, manifest).await?;
-    announce_unrecorded(deps, manifest, &state, out).await?;
+    advance_from(deps, manifest, &state, pass, out).await
+}
+
+/// [`advance`] from a listing the caller already made.
+pub async fn advance_from(
+    deps: &Deps,
+    manifest: &SweepManifest,
+    state: &SweepState,
+    pass: Pass,
+    out: &mut Outcome,
+) -> Result<Progress, Error> {
+    announce_unrecorded(deps, manifest, state, out).await?;
     let decision = decide(manifest, &state.jobs);
     if decision.completed.is_some() {
         return super::finish::page(deps, manifest, 0, None, out).await;

@@ -400,6 +400,7 @@ impl World {
                 .receive_message()
                 .queue_url(&url)
                 .max_number_of_messages(10)
+                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
                 .send()
                 .await
                 .expect("receive");
@@ -417,7 +418,7 @@ impl World {
             .map(|m| {
                 json!({
                     "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
-                    "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795618800000", "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1795618800001"},
+                    "attributes": delivery_attributes(m),
                     "messageAttributes": {}, "md5OfBody": m.md5_of_body(), "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": REGION
                 })
             })
@@ -511,10 +512,17 @@ impl World {
         routed
     }
 
-    /// Re-delivers every logged event in order.
+    /// Re-delivers every logged event in order, as SQS would deliver a
+    /// message again: received once more than before.
     pub async fn replay(&mut self) {
         let log = self.log.clone();
-        for (target, payload) in log {
+        for (target, mut payload) in log {
+            for record in payload["Records"].as_array_mut().into_iter().flatten() {
+                let attributes = &mut record["attributes"];
+                if let Some(count) = attributes["ApproximateReceiveCount"].as_str().and_then(|c| c.parse::<u32>().ok()) {
+                    attributes["ApproximateReceiveCount"] = json!((count + 1).to_string());
+                }
+            }
             self.invoke(target, &payload).await;
         }
     }
@@ -646,4 +654,22 @@ pub fn boto3_setup(endpoint: &str, body: &str) -> Value {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("setup prints JSON")
+}
+
+/// A received message's attributes as the SQS event source hands them to Lambda.
+fn delivery_attributes(m: &aws_sdk_sqs::types::Message) -> Value {
+    use aws_sdk_sqs::types::MessageSystemAttributeName as A;
+    let attributes = m.attributes();
+    let get = |name: A, default: &str| {
+        attributes
+            .and_then(|a| a.get(&name))
+            .cloned()
+            .unwrap_or_else(|| default.to_owned())
+    };
+    json!({
+        "ApproximateReceiveCount": get(A::ApproximateReceiveCount, "1"),
+        "SentTimestamp": get(A::SentTimestamp, "1795618800000"),
+        "SenderId": get(A::SenderId, "AIDAEXAMPLE"),
+        "ApproximateFirstReceiveTimestamp": get(A::ApproximateFirstReceiveTimestamp, "1795618800001"),
+    })
 }

@@ -89,6 +89,8 @@ pub struct Crashes {
     calls_seen: std::collections::HashMap<Target, u32>,
     /// Every crash that happened: (handler, call index, mode, operation).
     pub struck: Vec<(Target, Struck)>,
+    /// The AWS calls the last invocation made (attempts that got a reply).
+    pub last_calls: u32,
 }
 
 impl Crashes {
@@ -251,6 +253,7 @@ impl World {
             per_invocation,
             calls_seen: std::collections::HashMap::new(),
             struck: Vec::new(),
+            last_calls: 0,
         });
         let (proxy, handler_clients) = match (options.faults, &crashes) {
             (Some((seed, rate)), _) => {
@@ -362,6 +365,7 @@ impl World {
         };
         let died = c.points.dead();
         let (struck, calls) = c.points.disarm();
+        c.last_calls = calls;
         if !died {
             let seen = c.calls_seen.entry(target).or_insert(0);
             *seen = (*seen).max(calls);
@@ -538,6 +542,23 @@ impl World {
                     .is_some_and(|p| p.iter().filter_map(Value::as_str).any(|p| uri.starts_with(p)))
             })
         })
+    }
+
+    /// Every key of the artifacts bucket under `prefix`, over all pages.
+    pub async fn list_all(&self, prefix: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .clients
+            .s3
+            .list_objects_v2()
+            .bucket(ARTIFACTS_BUCKET)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            keys.extend(page.expect("list").contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        }
+        keys
     }
 
     /// Keys of the artifacts bucket under `prefix` (one page: tests keep few).

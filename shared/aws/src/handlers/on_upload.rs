@@ -3,7 +3,8 @@
 //! While an import is open, a batch costs two calls: its pending entry, and
 //! one look at the open imports. The open import's watcher takes the entry
 //! up when the task ends (see `on_import::release` for why no entry is left
-//! behind between the two).
+//! behind between the two). A batch delivered again takes the full path
+//! (`start_covering_import`), which finishes an import whose starter died.
 
 use super::imports::{start_covering_import, Started};
 use super::Outcome;
@@ -84,7 +85,15 @@ pub async fn handle(deps: &Deps, payload: &serde_json::Value) -> Result<serde_js
     }
     // 2. One import per file system covering its whole pending set, unless one is open.
     for (fs, ids) in recorded {
-        match deps.store.any_under(&open_imports_prefix(&fs)).await {
+        // A batch delivered again may come from an invocation that started
+        // the open import and died before its record: the full path finishes it.
+        let again = ids.iter().flatten().any(|id| decoded.redelivered.contains_key(id));
+        let open = if again {
+            Ok(false)
+        } else {
+            deps.store.any_under(&open_imports_prefix(&fs)).await
+        };
+        match open {
             Ok(true) => {
                 out.did(format!("an import is open on {fs}: its watcher takes these uploads next"));
                 continue;

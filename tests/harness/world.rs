@@ -681,12 +681,7 @@ pub fn boto3_setup(endpoint: &str, body: &str) -> Value {
 fn delivery_attributes(m: &aws_sdk_sqs::types::Message) -> Value {
     use aws_sdk_sqs::types::MessageSystemAttributeName as A;
     let attributes = m.attributes();
-    let get = |name: A, default: &str| {
-        attributes
-            .and_then(|a| a.get(&name))
-            .cloned()
-            .unwrap_or_else(|| default.to_owned())
-    };
+    let get = |name: A, default: &str| attributes.and_then(|a| a.get(&name)).cloned().unwrap_or_else(|| default.to_owned());
     json!({
         "ApproximateReceiveCount": get(A::ApproximateReceiveCount, "1"),
         "SentTimestamp": get(A::SentTimestamp, "1795618800000"),

@@ -67,7 +67,11 @@ async fn a_thousand_batches_during_an_import_make_one_follow_up_in_bounded_calls
     }
     assert!(most <= CALLS_PER_BUSY_BATCH, "an upload during the import made {most} calls");
     assert_eq!(tasks(&world).len(), 1, "no import started while one runs");
-    assert_eq!(world.list_all("pending/").await.len(), BATCHES + 1, "more than a listing page pending");
+    assert_eq!(
+        world.list_all("pending/").await.len(),
+        BATCHES + 1,
+        "more than a listing page pending"
+    );
 
     world.emulator.finish_task(&first_id, "SUCCEEDED");
     world.drain(Target::OnImport).await;
@@ -86,13 +90,20 @@ async fn a_thousand_batches_during_an_import_make_one_follow_up_in_bounded_calls
         follow_up["Paths"]
     );
     let pending = world.list_all("pending/").await;
-    assert_eq!(pending.len(), BATCHES, "the first batch retired, the burst pending under the follow-up");
+    assert_eq!(
+        pending.len(),
+        BATCHES,
+        "the first batch retired, the burst pending under the follow-up"
+    );
 
     let follow_up_id = follow_up["TaskId"].as_str().unwrap_or_default().to_owned();
     world.emulator.finish_task(&follow_up_id, "SUCCEEDED");
     world.drain(Target::OnImport).await;
     let retire_calls = last_calls(&world);
-    assert!(retire_calls <= CALLS_PER_IMPORT_END, "retiring {BATCHES} entries took {retire_calls} calls");
+    assert!(
+        retire_calls <= CALLS_PER_IMPORT_END,
+        "retiring {BATCHES} entries took {retire_calls} calls"
+    );
     assert!(world.list_all("pending/").await.is_empty(), "every entry retired");
     assert_eq!(tasks(&world).len(), 2, "nothing left to import");
     let keys: Vec<String> = (0..=BATCHES).flat_map(|b| (0..2).map(move |n| key(b, n))).collect();

@@ -125,9 +125,7 @@ fn plan_upload(config: &Config, bytes: &[u8]) -> usize {
                 .map(|p| p.import.clone())
                 .unwrap_or_default();
             let floors = repository_floors(config, fs);
-            import_task(fs, &[entry.summary(&floors)], 1, &settings, &floors)
-                .paths
-                .len()
+            import_task(fs, &[entry.summary(&floors)], 1, &settings, &floors).paths.len()
         })
         .sum()
 }

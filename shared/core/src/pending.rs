@@ -63,7 +63,9 @@ pub struct PendingKey {
 pub enum Listed {
     Summary(PendingKey),
     /// `pending/<fs>/<id>.json`, written before keys carried the summary: read its body.
-    Legacy { id: String },
+    Legacy {
+        id: String,
+    },
 }
 
 impl Listed {

@@ -12,8 +12,8 @@ use retrain_core::import_plan::{
     entry_ids, import_record_key, import_task, open_import_key, repository_floors, watch_lease_key, watch_lease_seconds, ImportRecord,
     PendingEntry,
 };
-use retrain_core::pending::{parse_pending_key, pending_prefix, Listed, PendingKey};
 use retrain_core::messages::{ImportWatch, Message};
+use retrain_core::pending::{parse_pending_key, pending_prefix, Listed, PendingKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use tracing::info;

@@ -15,9 +15,9 @@ use crate::deps::Deps;
 use crate::error::Error;
 use retrain_core::events::{DomainEvent, ImportCompleted, ImportFailed, ImportStalled, SweepBlocked};
 use retrain_core::import_plan::{import_record_key, open_import_key, waiting_key, watch_link_key, ImportRecord};
-use retrain_core::pending::imported_index_key;
 use retrain_core::inbound::{decode, Inbound};
 use retrain_core::messages::{watch_delay, ImportWatch, Message};
+use retrain_core::pending::imported_index_key;
 use std::collections::BTreeSet;
 use tracing::info;
 

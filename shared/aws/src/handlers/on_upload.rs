@@ -13,8 +13,8 @@ use crate::error::Error;
 use retrain_core::import_plan::{
     import_record_key, open_imports_prefix, pending_entries, repository_floors, ImportRecord, ObjectRef, PendingEntry, Unmatched,
 };
-use retrain_core::pending::{imported_index_prefix, imported_index_start_after, parse_imported_index_key};
 use retrain_core::inbound::{decode, Inbound, Skip};
+use retrain_core::pending::{imported_index_prefix, imported_index_start_after, parse_imported_index_key};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub async fn handle(deps: &Deps, payload: &serde_json::Value) -> Result<serde_json::Value, Error> {
@@ -59,12 +59,7 @@ pub async fn handle(deps: &Deps, payload: &serde_json::Value) -> Result<serde_js
             .flat_map(|o| sources.get(o).cloned().unwrap_or_default())
             .collect();
         // Only a batch with a message received before can have been imported already.
-        let first_received = ids
-            .iter()
-            .flatten()
-            .filter_map(|id| decoded.redelivered.get(id))
-            .min()
-            .copied();
+        let first_received = ids.iter().flatten().filter_map(|id| decoded.redelivered.get(id)).min().copied();
         match record(deps, entry, first_received).await {
             Ok(None) => out.did(format!(
                 "{} upload(s) for {} were already imported ({})",

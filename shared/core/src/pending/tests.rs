@@ -42,7 +42,11 @@ fn a_key_says_what_the_import_needs_and_reads_back() {
     assert_eq!(back.objects, 100);
     assert_eq!(back.pipelines, Some(BTreeSet::from(["churn".to_owned()])));
     for k in &keys {
-        assert!(back.paths.iter().any(|p| p.covers(&obj(k).uri())), "{k} not covered by {:?}", back.paths);
+        assert!(
+            back.paths.iter().any(|p| p.covers(&obj(k).uri())),
+            "{k} not covered by {:?}",
+            back.paths
+        );
     }
 }
 
@@ -114,7 +118,12 @@ fn a_page_of_keys_is_a_follow_up_import_without_reading_a_body() {
     let summaries: Vec<PendingKey> = listed.iter().map(|k| summary(k)).collect();
     let task = import_task(FS, &summaries, 1, &c.pipelines[0].import, &floors);
     assert!(task.paths.len() <= crate::import_plan::MAX_TASK_PATHS);
-    assert_eq!(task.paths, (0..10).map(|d| format!("s3://example-training-data/datasets/churn/burst/day-{d}/")).collect::<Vec<_>>());
+    assert_eq!(
+        task.paths,
+        (0..10)
+            .map(|d| format!("s3://example-training-data/datasets/churn/burst/day-{d}/"))
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]

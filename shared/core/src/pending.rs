@@ -16,11 +16,12 @@
 //! are read the old way.
 //!
 //! What an import covered is recorded as the exact ids of the entries it
-//! listed ([`crate::import_plan::ImportRecord::entries`], sorted, about 35
+//! listed ([`crate::import_plan::ImportRecord::entries`], sorted, about 40
 //! bytes each: one GET for 1,000 entries). A listing watermark would be
-//! smaller but is not safe with concurrent writers: an entry written while
-//! the task's listing ran sorts below the mark without being in the task,
-//! and retiring it would lose its uploads.
+//! smaller, but many on-upload invocations write entries with no order
+//! among them: one whose write was in flight while the task's listing ran
+//! could sort below the mark without being in the task, and retiring it
+//! would lose its uploads.
 
 use crate::import_plan::{collapse, ObjectRef, PendingEntry};
 use crate::s3_uri::S3Uri;

@@ -6,7 +6,7 @@
 //! start is watched too: when it ends, whatever is pending gets its import.
 
 use super::imports::{
-    arm_watch, pending, pipelines_of, settings_for, start_covering_import, start_import_of, touch_lease, watch_alive, Started,
+    arm_watch, pending, pipelines_of, settings_for, start_covering_import, start_import_of, touch_lease, watch_alive, Pending, Started,
 };
 use super::{now_epoch, Outcome, Pass};
 use crate::adapters::fsx::TaskState;
@@ -132,11 +132,9 @@ async fn succeeded(deps: &Deps, w: &ImportWatch, record: Option<&ImportRecord>, 
     let mut remaining = pending(deps, fs).await?;
     if let Some(r) = record {
         let covered: BTreeSet<&str> = r.entries.iter().map(String::as_str).collect();
-        let retired: Vec<String>;
-        (retired, remaining) = {
-            let (gone, kept): (Vec<_>, Vec<_>) = remaining.into_iter().partition(|p| covered.contains(p.entry.id.as_str()));
-            (gone.into_iter().map(|p| p.key).collect(), kept)
-        };
+        let (gone, kept): (Vec<Pending>, Vec<Pending>) = remaining.into_iter().partition(|p| covered.contains(p.entry.id.as_str()));
+        remaining = kept;
+        let retired: Vec<String> = gone.into_iter().map(|p| p.key).collect();
         // Indexed before deleting, so a redelivered batch never finds neither.
         deps.store
             .put_once(

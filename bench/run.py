@@ -14,6 +14,9 @@
 4. Stripped binary sizes.
 5. Import finished → first training job: on-import ticks in between, in a
    demo-like run (tests/demo/router.py playing SQS, EventBridge and FSx).
+6. A burst of 100,000 uploads (1,000 SQS batches) while imports end at
+   random points: import tasks, AWS calls per batch, coverage, the longest
+   on-import invocation (bench/bursts.py).
 
 A benchmark, not a test: it exits non-zero only when it cannot measure;
 missed targets are reported in the table. BENCHMARKS.md explains the figures.
@@ -47,6 +50,7 @@ import botocore  # noqa: E402
 
 from demo import ARTIFACTS_BUCKET, BUS, CONFIG_KEY, DATA_BUCKET, FUNCTIONS, build_world, session, start_emulator  # noqa: E402
 from events import import_watch_batch, largest_upload_batch, start_sweep_request, upload_batch  # noqa: E402
+import bursts  # noqa: E402
 from functions import TimedFunction, function_env, python_env  # noqa: E402
 from proxy import Call, CountingProxy, busy_time  # noqa: E402
 from router import AsyncInvoker, BusRouter, Control, FsxService, SqsSource, Trouble  # noqa: E402
@@ -541,6 +545,7 @@ class Bench:
             row("5", "on-import ticks between import end and 1st CreateTrainingJob", str(e2e["ticks_between"]), "", "≤ 1", e2e["ticks_between"] <= 1)
             row("5", "  import end → 1st CreateTrainingJob (poll interval 1 s)", fmt(e2e["import_end_to_job_s"], "s", 2),
                 f"upload → job {e2e['upload_to_job_s']:.1f} s")  # fmt: skip
+        rows.extend(bursts.rows(r.get("bursts")))
         if r.get("scale"):
             sweep_rows(r["scale"], row)
         return rows
@@ -558,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="cold starts per function (default 5)")
     parser.add_argument("--log-dir", type=Path, help="logs and results.json (default $CARGO_TARGET_DIR/bench-logs)")
     parser.add_argument("--no-criterion", action="store_true", help="skip cargo bench (item 3)")
-    parser.add_argument("--only", choices=["scale"], help="run only this item (its setup included)")
+    parser.add_argument("--only", choices=["bursts", "scale"], help="run only this section (and no criterion)")
     args = parser.parse_args(argv)
     bin_dir = args.bin_dir.resolve()
     target_dir = Path(os.environ.get("CARGO_TARGET_DIR") or bin_dir.parent).resolve()
@@ -570,15 +575,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{k:>8}: {v}")
     code = 0
     try:
-        if args.only:
-            bench.setup()
-            {"scale": bench.sweep_scale}[args.only]()
-        else:
+        bench.setup()
+        if args.only is None:
             bench.sizes()
-            bench.setup()
             bench.cold_starts()
             bench.large_batch()
             bench.import_to_training()
+        if args.only in (None, "bursts"):
+            bursts.run_bursts(bench)
+        if args.only in (None, "scale"):
             bench.sweep_scale()
     except (BenchFailed, FunctionError, RuntimeError) as e:
         print(f"bench failed: {e} (logs in {log_dir})", file=sys.stderr)
@@ -589,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
                 step()
             except Exception as e:  # noqa: BLE001 - keep stopping the rest
                 print(f"cleanup: {e}", file=sys.stderr)
-    if code == 0 and not args.no_criterion and not args.only:
+    if code == 0 and not args.no_criterion and args.only is None:
         try:
             bench.criterion(target_dir)
         except BenchFailed as e:

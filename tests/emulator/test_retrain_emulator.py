@@ -1127,6 +1127,21 @@ def race_conditional_writes(s3, key: str, writers: int = 20) -> list[int]:
     return statuses
 
 
+def test_delete_objects_takes_at_most_1000_keys(client):
+    s3 = client("s3")
+    s3.create_bucket(Bucket="retrain-markers")
+    for n in range(3):
+        s3.put_object(Bucket="retrain-markers", Key=f"pending/{n}", Body=b"1")
+    too_many = [{"Key": f"pending/{n}"} for n in range(1001)]
+    with pytest.raises(ClientError) as refused:
+        s3.delete_objects(Bucket="retrain-markers", Delete={"Objects": too_many, "Quiet": True})
+    assert refused.value.response["Error"]["Code"] == "MalformedXML"
+    assert s3.list_objects_v2(Bucket="retrain-markers")["KeyCount"] == 3, "nothing deleted"
+    out = s3.delete_objects(Bucket="retrain-markers", Delete={"Objects": too_many[:1000], "Quiet": True})
+    assert not out.get("Errors")
+    assert s3.list_objects_v2(Bucket="retrain-markers").get("KeyCount", 0) == 0
+
+
 def test_concurrent_conditional_writes_have_one_winner(client):
     s3 = client("s3", max_pool_connections=20)
     s3.create_bucket(Bucket="retrain-markers")

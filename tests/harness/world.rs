@@ -89,6 +89,8 @@ pub struct Crashes {
     calls_seen: std::collections::HashMap<Target, u32>,
     /// Every crash that happened: (handler, call index, mode, operation).
     pub struck: Vec<(Target, Struck)>,
+    /// The AWS calls the last invocation made (attempts that got a reply).
+    pub last_calls: u32,
 }
 
 impl Crashes {
@@ -254,6 +256,7 @@ impl World {
             per_invocation,
             calls_seen: std::collections::HashMap::new(),
             struck: Vec::new(),
+            last_calls: 0,
         });
         let (proxy, handler_clients) = match (options.faults, &crashes) {
             (Some((seed, rate)), _) => {
@@ -365,6 +368,7 @@ impl World {
         };
         let died = c.points.dead();
         let (struck, calls) = c.points.disarm();
+        c.last_calls = calls;
         if !died {
             let seen = c.calls_seen.entry(target).or_insert(0);
             *seen = (*seen).max(calls);
@@ -403,6 +407,7 @@ impl World {
                 .receive_message()
                 .queue_url(&url)
                 .max_number_of_messages(10)
+                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
                 .send()
                 .await
                 .expect("receive");
@@ -420,7 +425,7 @@ impl World {
             .map(|m| {
                 json!({
                     "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
-                    "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795618800000", "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1795618800001"},
+                    "attributes": delivery_attributes(m),
                     "messageAttributes": {}, "md5OfBody": m.md5_of_body(), "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": REGION
                 })
             })
@@ -514,10 +519,17 @@ impl World {
         routed
     }
 
-    /// Re-delivers every logged event in order.
+    /// Re-delivers every logged event in order, as SQS would deliver a
+    /// message again: received once more than before.
     pub async fn replay(&mut self) {
         let log = self.log.clone();
-        for (target, payload) in log {
+        for (target, mut payload) in log {
+            for record in payload["Records"].as_array_mut().into_iter().flatten() {
+                let attributes = &mut record["attributes"];
+                if let Some(count) = attributes["ApproximateReceiveCount"].as_str().and_then(|c| c.parse::<u32>().ok()) {
+                    attributes["ApproximateReceiveCount"] = json!((count + 1).to_string());
+                }
+            }
             self.invoke(target, &payload).await;
         }
     }
@@ -533,6 +545,23 @@ impl World {
                     .is_some_and(|p| p.iter().filter_map(Value::as_str).any(|p| uri.starts_with(p)))
             })
         })
+    }
+
+    /// Every key of the artifacts bucket under `prefix`, over all pages.
+    pub async fn list_all(&self, prefix: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .clients
+            .s3
+            .list_objects_v2()
+            .bucket(ARTIFACTS_BUCKET)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            keys.extend(page.expect("list").contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        }
+        keys
     }
 
     /// Keys of the artifacts bucket under `prefix` (one page: tests keep few).
@@ -649,4 +678,17 @@ pub fn boto3_setup(endpoint: &str, body: &str) -> Value {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("setup prints JSON")
+}
+
+/// A received message's attributes as the SQS event source hands them to Lambda.
+fn delivery_attributes(m: &aws_sdk_sqs::types::Message) -> Value {
+    use aws_sdk_sqs::types::MessageSystemAttributeName as A;
+    let attributes = m.attributes();
+    let get = |name: A, default: &str| attributes.and_then(|a| a.get(&name)).cloned().unwrap_or_else(|| default.to_owned());
+    json!({
+        "ApproximateReceiveCount": get(A::ApproximateReceiveCount, "1"),
+        "SentTimestamp": get(A::SentTimestamp, "1795618800000"),
+        "SenderId": get(A::SenderId, "AIDAEXAMPLE"),
+        "ApproximateFirstReceiveTimestamp": get(A::ApproximateFirstReceiveTimestamp, "1795618800001"),
+    })
 }

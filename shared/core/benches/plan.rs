@@ -101,7 +101,7 @@ fn upload_batch(records: usize) -> Vec<u8> {
 }
 
 /// What on-upload computes before its first AWS call: decode, group into
-/// pending entries, and the covering import task. Returns the task's path count.
+/// pending entries with their keys, and the covering import task. Returns the task's path count.
 fn plan_upload(config: &Config, bytes: &[u8]) -> usize {
     let decoded = decode_bytes(bytes);
     let objects: BTreeSet<ObjectRef> = decoded
@@ -124,9 +124,8 @@ fn plan_upload(config: &Config, bytes: &[u8]) -> usize {
                 .find(|p| p.file_system.id == fs)
                 .map(|p| p.import.clone())
                 .unwrap_or_default();
-            import_task(fs, std::slice::from_ref(entry), 1, &settings, &repository_floors(config, fs))
-                .paths
-                .len()
+            let floors = repository_floors(config, fs);
+            import_task(fs, &[entry.summary(&floors)], 1, &settings, &floors).paths.len()
         })
         .sum()
 }

@@ -4,6 +4,7 @@
 
 use crate::config::{Config, FileSystemKind, ImportSettings, Pipeline};
 use crate::names;
+use crate::pending::PendingKey;
 use crate::requests::{CreateDataRepositoryTask, TaskReport};
 use crate::s3_uri::S3Uri;
 use serde::{Deserialize, Serialize};
@@ -42,7 +43,8 @@ pub fn watches(pipeline: &Pipeline, object: &ObjectRef) -> bool {
 }
 
 /// A batch's objects for one file system, recorded before any import is tried
-/// (`pending/<file-system>/<id>.json`), so no upload is lost between steps.
+/// (under `pending/<file-system>/`, see [`crate::pending`]), so no upload is
+/// lost between steps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingEntry {
     /// Hash of the objects: a redelivered batch computes the same id.
@@ -51,26 +53,6 @@ pub struct PendingEntry {
     /// Pipelines whose triggers matched these objects.
     pub pipelines: BTreeSet<String>,
     pub objects: Vec<ObjectRef>,
-}
-
-impl PendingEntry {
-    pub fn key(&self) -> String {
-        pending_key(&self.file_system_id, &self.id)
-    }
-}
-
-pub fn pending_prefix(file_system_id: &str) -> String {
-    format!("pending/{file_system_id}/")
-}
-
-pub fn pending_key(file_system_id: &str, entry_id: &str) -> String {
-    format!("{}{entry_id}.json", pending_prefix(file_system_id))
-}
-
-/// Marker of an entry a succeeded import covered: a redelivered batch finds
-/// it and is not imported again.
-pub fn imported_key(file_system_id: &str, entry_id: &str) -> String {
-    format!("imported/{file_system_id}/{entry_id}")
 }
 
 /// Why an object of a batch leads to no import.
@@ -135,7 +117,7 @@ pub fn pending_entries(config: &Config, objects: &[ObjectRef]) -> (Vec<PendingEn
 pub struct ImportRecord {
     pub task_id: String,
     pub file_system_id: String,
-    /// Pending entry ids the task covers (retired when it succeeds).
+    /// Ids of the pending entries the task covers, sorted (retired when it succeeds).
     pub entries: Vec<String>,
     pub pipelines: BTreeSet<String>,
     /// 1 for the first try of these entries; a retry after a failure counts up.
@@ -186,19 +168,29 @@ pub fn waiting_key(pipeline: &str) -> String {
     format!("imports/waiting/{pipeline}.json")
 }
 
-/// The single import task covering `entries` (all pending entries of one file system).
+/// The ids of `entries`, sorted and deduplicated: what an import covers.
+pub fn entry_ids(entries: &[PendingKey]) -> Vec<String> {
+    let ids: BTreeSet<String> = entries.iter().map(|e| e.id.clone()).collect();
+    ids.into_iter().collect()
+}
+
+/// The single import task covering `entries` (all pending entries of one
+/// file system, as their keys describe them).
 pub fn import_task(
     file_system_id: &str,
-    entries: &[PendingEntry],
+    entries: &[PendingKey],
     attempt: u32,
     settings: &ImportSettings,
     floors: &[S3Uri],
 ) -> CreateDataRepositoryTask {
-    let mut ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
-    ids.sort();
-    ids.dedup();
-    let uris: Vec<S3Uri> = entries.iter().flat_map(|e| e.objects.iter().map(ObjectRef::uri)).collect();
-    let paths = collapse(uris, floors, MAX_TASK_PATHS).into_iter().map(|u| u.to_string()).collect();
+    let ids = entry_ids(entries);
+    // An entry that could only say "the whole file system" makes the task import everything.
+    let paths = if entries.iter().any(|e| e.paths.is_empty()) {
+        Vec::new()
+    } else {
+        let uris: Vec<S3Uri> = entries.iter().flat_map(|e| e.paths.iter().cloned()).collect();
+        collapse(uris, floors, MAX_TASK_PATHS).into_iter().map(|u| u.to_string()).collect()
+    };
     let report = match &settings.report_path {
         Some(path) => TaskReport {
             enabled: true,

@@ -91,6 +91,10 @@ pub struct Skip {
 pub struct Decoded {
     pub items: Vec<Item>,
     pub skipped: Vec<Skip>,
+    /// SQS messages received before (`ApproximateReceiveCount` > 1), by
+    /// message id: when first received (epoch seconds, 0 if not said).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub redelivered: BTreeMap<String, u64>,
 }
 
 impl Decoded {
@@ -204,6 +208,9 @@ fn decode_record(record: &Value, at: &str, outer_id: Option<&str>, out: &mut Dec
                 }
             };
             let label = id.map(|i| format!("message {i}")).unwrap_or_else(|| at.to_owned());
+            if let Some(first) = redelivery(record) {
+                out.redelivered.insert(id.unwrap_or(at).to_owned(), first);
+            }
             match record.get("body") {
                 Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
                     Ok(body) => decode_into(&body, &label, id, out),
@@ -217,6 +224,18 @@ fn decode_record(record: &Value, at: &str, outer_id: Option<&str>, out: &mut Dec
         "" => out.skip(at.to_owned(), outer_id, "record has no eventSource".to_owned(), true),
         other => out.skip(at.to_owned(), outer_id, format!("records from {other} are not handled"), true),
     }
+}
+
+/// When a message that was received before was first received (epoch
+/// seconds; 0 when SQS did not say); `None` on its first receipt.
+fn redelivery(record: &Value) -> Option<u64> {
+    let attribute = |name: &str| record.pointer(&format!("/attributes/{name}")).and_then(Value::as_str);
+    let count: u32 = attribute("ApproximateReceiveCount")?.parse().ok()?;
+    (count > 1).then(|| {
+        attribute("ApproximateFirstReceiveTimestamp")
+            .and_then(|t| t.parse::<u64>().ok())
+            .map_or(0, |ms| ms / 1000)
+    })
 }
 
 // Read field by field rather than through `aws_lambda_events`' S3 record:

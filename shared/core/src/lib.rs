@@ -10,6 +10,7 @@ pub mod inbound;
 pub mod lanes;
 pub mod messages;
 pub mod names;
+pub mod pending;
 pub mod plan;
 pub mod preflight;
 pub mod requests;

@@ -150,14 +150,20 @@ fn plan_imports(out: &mut Plan, config: &Config, objects: &[ObjectRef]) {
     }
     let file_systems: BTreeSet<&str> = entries.iter().map(|e| e.file_system_id.as_str()).collect();
     for fs in file_systems {
-        let of_fs: Vec<_> = entries.iter().filter(|e| e.file_system_id == fs).cloned().collect();
+        let floors = repository_floors(config, fs);
+        // As on-upload writes them: the task is built from the entries' keys.
+        let of_fs: Vec<_> = entries
+            .iter()
+            .filter(|e| e.file_system_id == fs)
+            .map(|e| e.summary(&floors))
+            .collect();
         let settings = config
             .pipelines
             .iter()
             .find(|p| p.file_system.id == fs && p.file_system.kind == FileSystemKind::FsxLustre)
             .map(|p| p.import.clone())
             .unwrap_or_default();
-        let task = import_task(fs, &of_fs, 1, &settings, &repository_floors(config, fs));
+        let task = import_task(fs, &of_fs, 1, &settings, &floors);
         out.actions.push(Action::CreateDataRepositoryTask(task));
     }
 }

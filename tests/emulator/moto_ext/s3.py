@@ -1,9 +1,11 @@
-"""S3 conditional writes as atomic as the real service's, and its 409
-ConditionalRequestConflict on demand.
+"""S3 conditional writes as atomic as the real service's, its 409
+ConditionalRequestConflict on demand, and DeleteObjects' limit of 1,000 keys.
 
 moto 5.2.1 checks `If-None-Match: *` and then writes the key as two separate
 steps on whatever server thread runs the request, so two concurrent writers
-of one new key can both get 200 where S3 lets exactly one win.
+of one new key can both get 200 where S3 lets exactly one win. It also
+deletes any number of keys in one DeleteObjects, where S3 answers
+MalformedXML above 1,000.
 """
 
 import threading
@@ -11,6 +13,8 @@ import uuid
 from typing import Any
 from xml.sax.saxutils import escape
 
+import xmltodict
+from moto.s3.exceptions import MalformedXML
 from moto.s3.models import S3Backend, s3_backends
 from moto.s3.responses import S3Response
 
@@ -20,6 +24,8 @@ from .common import ArmedFailures, random_hex, swap_backend_class, url_module
 # one lock covers them all. Every PutObject takes it, so a conditional
 # write's check and write never interleave with another write.
 WRITE_LOCK = threading.Lock()
+# S3: "The request can contain a list of up to 1,000 keys that you want to delete."
+MAX_DELETE_KEYS = 1000
 # Armed by the control API: the next conditional writes fail with 409.
 CONFLICTS = ArmedFailures()
 CONFLICT_CODE = "ConditionalRequestConflict"
@@ -63,6 +69,12 @@ class RetrainS3Response(S3Response):
                 return conflict_response(key_name)
         with WRITE_LOCK:
             return super().put_object()
+
+    def _bucket_response_delete_keys(self, bucket_name: str, authenticated: bool = True) -> Any:
+        objects = xmltodict.parse(self.body, strip_whitespace=False).get("Delete", {}).get("Object", [])
+        if isinstance(objects, list) and len(objects) > MAX_DELETE_KEYS:
+            raise MalformedXML()
+        return super()._bucket_response_delete_keys(bucket_name, authenticated)
 
 
 def install() -> None:

@@ -3,6 +3,8 @@
 
 use crate::error::{aws, Error};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use retrain_core::pending::PAGE;
 use serde::{de::DeserializeOwned, Serialize};
 use tracing::instrument;
 
@@ -168,6 +170,88 @@ impl Store {
             .map_err(|e| aws("s3:ListObjectsV2", self.resource(prefix), e))?;
         let keys = page.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
         Ok((keys, page.is_truncated().unwrap_or(false)))
+    }
+
+    /// Every key under `prefix` that sorts after `start_after`, in lexicographic order.
+    #[instrument(skip(self), fields(bucket = %self.bucket))]
+    pub async fn list_after(&self, prefix: &str, start_after: &str) -> Result<Vec<String>, Error> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .start_after(start_after)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws("s3:ListObjectsV2", self.resource(prefix), e))?;
+            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        }
+        Ok(keys)
+    }
+
+    /// Whether any key exists under `prefix` (one `ListObjectsV2` of one key).
+    #[instrument(skip(self), fields(bucket = %self.bucket))]
+    pub async fn any_under(&self, prefix: &str) -> Result<bool, Error> {
+        let page = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| aws("s3:ListObjectsV2", self.resource(prefix), e))?;
+        Ok(!page.contents().is_empty())
+    }
+
+    /// Deletes keys with `DeleteObjects`, 1,000 per call (S3's limit);
+    /// deleting a missing key is fine. Any key S3 could not delete is an error.
+    #[instrument(skip(self, keys), fields(bucket = %self.bucket, keys = keys.len()))]
+    pub async fn delete_many(&self, keys: &[String]) -> Result<(), Error> {
+        for chunk in keys.chunks(PAGE) {
+            let objects = chunk
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(k).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Error::Setup(format!("cannot build a DeleteObjects request: {e}")))?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| Error::Setup(format!("cannot build a DeleteObjects request: {e}")))?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| aws("s3:DeleteObjects", self.resource(&chunk[0]), e))?;
+            if let Some(failed) = out.errors().first() {
+                let code = failed.code().unwrap_or("Unknown");
+                let retryable = matches!(code, "InternalError" | "SlowDown" | "ServiceUnavailable");
+                return Err(Error::Aws {
+                    operation: "s3:DeleteObjects",
+                    resource: self.resource(failed.key().unwrap_or_default()),
+                    code: code.to_owned(),
+                    message: format!(
+                        "{} of {} key(s) not deleted: {}",
+                        out.errors().len(),
+                        chunk.len(),
+                        failed.message().unwrap_or_default()
+                    ),
+                    fix: if retryable {
+                        "transient: it is retried".to_owned()
+                    } else {
+                        format!("allow s3:DeleteObject on s3://{}/pending/*", self.bucket)
+                    },
+                    retryable,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Deletes a key (deleting a missing key is fine).

@@ -9,10 +9,11 @@ use crate::error::Error;
 use retrain_core::config::{FileSystemKind, ImportSettings};
 use retrain_core::events::{DomainEvent, ImportStarted};
 use retrain_core::import_plan::{
-    import_record_key, import_task, open_import_key, pending_prefix, repository_floors, watch_lease_key, watch_lease_seconds, ImportRecord,
+    entry_ids, import_record_key, import_task, open_import_key, repository_floors, watch_lease_key, watch_lease_seconds, ImportRecord,
     PendingEntry,
 };
 use retrain_core::messages::{ImportWatch, Message};
+use retrain_core::pending::{parse_pending_key, pending_prefix, Listed, PendingKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use tracing::info;
@@ -27,15 +28,47 @@ pub fn settings_for(deps: &Deps, file_system_id: &str) -> ImportSettings {
         .unwrap_or_default()
 }
 
-/// Every pending entry of a file system.
-pub async fn pending(deps: &Deps, file_system_id: &str) -> Result<Vec<PendingEntry>, Error> {
+/// A pending entry as listed: where it is, and what its key says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub key: String,
+    pub entry: PendingKey,
+}
+
+/// Every pending entry of a file system, from its listing alone: one call
+/// per 1,000 entries. Only entries written before keys carried their
+/// summary are read (one GET each).
+pub async fn pending(deps: &Deps, file_system_id: &str) -> Result<Vec<Pending>, Error> {
+    let floors = repository_floors(&deps.config, file_system_id);
     let mut entries = Vec::new();
     for key in deps.store.list(&pending_prefix(file_system_id)).await? {
-        if let Some(entry) = deps.store.get::<PendingEntry>("pending upload entry", &key).await? {
-            entries.push(entry);
-        }
+        let entry = match parse_pending_key(file_system_id, &key) {
+            Some(Listed::Summary(entry)) => entry,
+            Some(Listed::Legacy { .. }) => match deps.store.get::<PendingEntry>("pending upload entry", &key).await? {
+                Some(old) => old.summary(&floors),
+                None => continue,
+            },
+            None => continue,
+        };
+        entries.push(Pending { key, entry });
     }
     Ok(entries)
+}
+
+/// The pipelines of a file system: what a pending key's "every pipeline" stands for.
+pub fn pipelines_on(deps: &Deps, file_system_id: &str) -> BTreeSet<String> {
+    deps.config
+        .pipelines
+        .iter()
+        .filter(|p| p.file_system.id == file_system_id)
+        .map(|p| p.name.clone())
+        .collect()
+}
+
+/// The pipelines whose uploads `entries` hold.
+pub fn pipelines_of(deps: &Deps, file_system_id: &str, entries: &[Pending]) -> BTreeSet<String> {
+    let all = pipelines_on(deps, file_system_id);
+    entries.iter().flat_map(|p| p.entry.pipelines_or(&all)).collect()
 }
 
 /// What [`start_covering_import`] did.
@@ -58,13 +91,19 @@ pub enum Started {
 /// same task back and finishes whatever step was missing.
 pub async fn start_covering_import(deps: &Deps, file_system_id: &str, attempt: u32) -> Result<Started, Error> {
     let entries = pending(deps, file_system_id).await?;
+    start_import_of(deps, file_system_id, attempt, &entries).await
+}
+
+/// [`start_covering_import`] over a pending set already listed.
+pub async fn start_import_of(deps: &Deps, file_system_id: &str, attempt: u32, entries: &[Pending]) -> Result<Started, Error> {
     if entries.is_empty() {
         return Ok(Started::Nothing);
     }
     let settings = settings_for(deps, file_system_id);
+    let keys: Vec<PendingKey> = entries.iter().map(|p| p.entry.clone()).collect();
     let task = import_task(
         file_system_id,
-        &entries,
+        &keys,
         attempt,
         &settings,
         &repository_floors(&deps.config, file_system_id),
@@ -97,7 +136,7 @@ pub async fn start_covering_import(deps: &Deps, file_system_id: &str, attempt: u
     let key = import_record_key(&task_id);
     let existing = deps.store.get::<ImportRecord>("import record", &key).await?;
     let new = existing.is_none();
-    let pipelines: BTreeSet<String> = entries.iter().flat_map(|e| e.pipelines.iter().cloned()).collect();
+    let pipelines = pipelines_of(deps, file_system_id, entries);
     let record = match existing {
         Some(record) => record,
         None => {
@@ -108,12 +147,12 @@ pub async fn start_covering_import(deps: &Deps, file_system_id: &str, attempt: u
             let record = ImportRecord {
                 task_id: task_id.clone(),
                 file_system_id: file_system_id.to_owned(),
-                entries: entries.iter().map(|e| e.id.clone()).collect(),
+                entries: entry_ids(&keys),
                 pipelines,
                 attempt,
                 paths: task.paths.clone(),
                 started_at: now_epoch(),
-                objects: entries.iter().map(|e| e.objects.len()).sum(),
+                objects: keys.iter().map(|e| e.objects).sum(),
             };
             // Written last, so its presence means the task is fully set up.
             deps.store.put_once(&key, &record).await?;

@@ -5,16 +5,19 @@
 //! sweeps); failed or canceled → retry, or block. A task retrain did not
 //! start is watched too: when it ends, whatever is pending gets its import.
 
-use super::imports::{arm_watch, pending, settings_for, start_covering_import, touch_lease, watch_alive};
+use super::imports::{
+    arm_watch, pending, pipelines_of, settings_for, start_covering_import, start_import_of, touch_lease, watch_alive, Pending, Started,
+};
 use super::{now_epoch, Outcome, Pass};
 use crate::adapters::fsx::TaskState;
 use crate::adapters::store::Created;
 use crate::deps::Deps;
 use crate::error::Error;
 use retrain_core::events::{DomainEvent, ImportCompleted, ImportFailed, ImportStalled, SweepBlocked};
-use retrain_core::import_plan::{import_record_key, imported_key, open_import_key, pending_key, waiting_key, watch_link_key, ImportRecord};
+use retrain_core::import_plan::{import_record_key, open_import_key, waiting_key, watch_link_key, ImportRecord};
 use retrain_core::inbound::{decode, Inbound};
 use retrain_core::messages::{watch_delay, ImportWatch, Message};
+use retrain_core::pending::imported_index_key;
 use std::collections::BTreeSet;
 use tracing::info;
 
@@ -43,8 +46,8 @@ pub async fn check(deps: &Deps, w: &ImportWatch, pass: Pass, out: &mut Outcome) 
     let fs = &w.file_system_id;
     let Some(task) = deps.fsx.task(&w.task_id).await? else {
         out.did(format!("task {} is gone; importing what is pending on {fs}", w.task_id));
-        start_covering_import(deps, fs, 1).await?;
-        return deps.store.delete(&open_import_key(fs, &w.task_id)).await;
+        let started = start_covering_import(deps, fs, 1).await?;
+        return release(deps, fs, &w.task_id, started == Started::Nothing, out).await;
     };
     let record: Option<ImportRecord> = deps.store.get("import record", &import_record_key(&w.task_id)).await?;
     match task.lifecycle.as_str() {
@@ -124,19 +127,28 @@ async fn running(
 async fn succeeded(deps: &Deps, w: &ImportWatch, record: Option<&ImportRecord>, out: &mut Outcome) -> Result<(), Error> {
     let fs = &w.file_system_id;
     let settings = settings_for(deps, fs);
+    // One listing serves both the retire and the follow-up: what the task
+    // covered goes, the rest is the follow-up's.
+    let mut remaining = pending(deps, fs).await?;
     if let Some(r) = record {
-        // Mark before deleting, so a redelivered batch never finds neither.
-        for entry in &r.entries {
-            deps.store
-                .put_once(&imported_key(fs, entry), &serde_json::json!({"task_id": w.task_id}))
-                .await?;
-            deps.store.delete(&pending_key(fs, entry)).await?;
-        }
+        let covered: BTreeSet<&str> = r.entries.iter().map(String::as_str).collect();
+        let (gone, kept): (Vec<Pending>, Vec<Pending>) = remaining.into_iter().partition(|p| covered.contains(p.entry.id.as_str()));
+        remaining = kept;
+        let retired: Vec<String> = gone.into_iter().map(|p| p.key).collect();
+        // Indexed before deleting, so a redelivered batch never finds neither.
+        deps.store
+            .put_once(
+                &imported_index_key(fs, r.started_at, &w.task_id),
+                &serde_json::json!({"task_id": w.task_id}),
+            )
+            .await?;
+        deps.store.delete_many(&retired).await?;
     }
-    let remaining = pending(deps, fs).await?;
-    let waiting: BTreeSet<String> = remaining.iter().flat_map(|e| e.pipelines.iter().cloned()).collect();
+    let waiting = pipelines_of(deps, fs, &remaining);
+    let mut followed_up = false;
     if !remaining.is_empty() {
-        let started = start_covering_import(deps, fs, 1).await?;
+        let started = start_import_of(deps, fs, 1, &remaining).await?;
+        followed_up = started != Started::Nothing;
         out.did(format!(
             "follow-up import for {} pending entr(ies) on {fs}: {started:?}",
             remaining.len()
@@ -168,7 +180,28 @@ async fn succeeded(deps: &Deps, w: &ImportWatch, record: Option<&ImportRecord>, 
         deps.store.delete(&waiting_key(p)).await?;
     }
     out.did(format!("import {} succeeded; sweeps to start: {settled:?}", w.task_id));
-    deps.store.delete(&open_import_key(fs, &w.task_id)).await
+    release(deps, fs, &w.task_id, !followed_up, out).await
+}
+
+/// The end of a task is processed: its open marker goes. With `recheck`
+/// (no follow-up was started), the pending set is looked at once more.
+///
+/// on-upload writes its entry, then looks for an open marker, and leaves
+/// the entry to the watcher when it sees one. The watcher read the pending
+/// set before deleting the marker, so an entry written after that read by
+/// an upload that still saw the marker would wait for the reconciler. Each
+/// side looks at the other's write after making its own, so one of them
+/// sees it: this second look is the watcher's. A follow-up's own marker is
+/// written before this one is deleted, and its watcher takes such an entry.
+async fn release(deps: &Deps, fs: &str, task_id: &str, recheck: bool, out: &mut Outcome) -> Result<(), Error> {
+    deps.store.delete(&open_import_key(fs, task_id)).await?;
+    if recheck {
+        let started = start_covering_import(deps, fs, 1).await?;
+        if started != Started::Nothing {
+            out.did(format!("uploads pending on {fs} after {task_id} ended: {started:?}"));
+        }
+    }
+    Ok(())
 }
 
 /// Notes since when the pipeline waits (once); true when that is longer than `limit`.
@@ -206,7 +239,7 @@ async fn ended_badly(
             "task {} ({}) is not retrain's; pending uploads: {started:?}",
             w.task_id, task.lifecycle
         ));
-        return deps.store.delete(&open_import_key(fs, &w.task_id)).await;
+        return release(deps, fs, &w.task_id, started == Started::Nothing, out).await;
     };
     let pipelines: Vec<String> = record.pipelines.iter().cloned().collect();
     let will_retry = record.attempt < settings.max_attempts;
@@ -219,8 +252,12 @@ async fn ended_badly(
         will_retry,
     });
     deps.bus.publish_once(&deps.store, &scope, &event).await?;
+    // A task that failed for good leaves its entries pending without a
+    // second look: the next upload or the reconciler retries them.
+    let mut recheck = false;
     if will_retry {
         let started = start_covering_import(deps, fs, record.attempt + 1).await?;
+        recheck = started == Started::Nothing;
         out.did(format!(
             "import {} {}: retry {}: {started:?}",
             w.task_id,
@@ -238,5 +275,5 @@ async fn ended_badly(
         }
         out.did(format!("import {} {}: no retry left", w.task_id, task.lifecycle));
     }
-    deps.store.delete(&open_import_key(fs, &w.task_id)).await
+    release(deps, fs, &w.task_id, recheck, out).await
 }

@@ -15,8 +15,9 @@ use crate::error::Error;
 use retrain_core::config::FileSystemKind;
 use retrain_core::events::{DomainEvent, ImportStalled, SweepStalled};
 use retrain_core::failure::JobStatus;
-use retrain_core::import_plan::{import_record_key, open_imports_prefix, pending_prefix, ImportRecord};
+use retrain_core::import_plan::{import_record_key, open_imports_prefix, ImportRecord};
 use retrain_core::messages::ImportWatch;
+use retrain_core::pending::{parse_pending_key, pending_prefix};
 use retrain_core::sweep::SweepManifest;
 use retrain_core::sweep_records::{event_scope, open_sweeps_prefix, parse_open_sweep_key};
 use retrain_core::telemetry::{open_work_emf, OpenWork};
@@ -121,7 +122,7 @@ async fn imports(deps: &Deps, fs: &str, work: &mut OpenWork, out: &mut Outcome) 
             ),
             fix: "look at the file system's data repository tasks in the FSx console (DataImportFailed names the failure); fix the cause and the next pass imports them, or raise import.max_wait_seconds".to_owned(),
         });
-        let entry = oldest_key.rsplit('/').next().unwrap_or_default().trim_end_matches(".json");
+        let entry = parse_pending_key(fs, &oldest_key).map(|l| l.id().to_owned()).unwrap_or_default();
         deps.bus
             .publish_once(&deps.store, &format!("imports/stalled/{fs}/{entry}"), &event)
             .await?;

@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::parse;
+use crate::pending::PendingKey;
 use proptest::prelude::*;
 
 const EXAMPLE: &str = include_str!("../../../../examples/pipelines.yaml");
@@ -56,7 +57,7 @@ fn a_batch_becomes_one_entry_per_file_system_with_a_stable_id() {
         entries[0].id,
         "order does not change the id"
     );
-    assert!(entries[0].key().starts_with("pending/fs-0123456789abcdef0/"));
+    assert!(entries[0].key(&[]).starts_with("pending/fs-0123456789abcdef0/"));
 }
 
 #[test]
@@ -72,6 +73,7 @@ fn efs_only_and_foreign_keys_are_reported() {
 fn the_import_task_has_s3_paths_report_and_a_token() {
     let c = config();
     let (entries, _) = pending_entries(&c, &[obj("datasets/churn/new batch/part=1.csv")]);
+    let entries: Vec<PendingKey> = entries.iter().map(|e| e.summary(&[])).collect();
     let task = import_task(
         "fs-0123456789abcdef0",
         &entries,

@@ -182,3 +182,14 @@ fn retrain_message_samples_decode_to_their_kind() {
     assert_eq!(kind("eventbridge-start-sweep.json"), "start-sweep");
     assert!(decode(&fixture("sqs-import-watch.json")).items[0].message_id.is_some());
 }
+
+#[test]
+fn a_message_received_before_is_known_with_its_first_receipt() {
+    let mut batch = fixture("sqs-import-watch.json");
+    assert!(decode(&batch).redelivered.is_empty(), "a first receipt");
+    let record = &mut batch["Records"][0];
+    record["attributes"]["ApproximateReceiveCount"] = Value::from("3");
+    record["attributes"]["ApproximateFirstReceiveTimestamp"] = Value::from("1795618800001");
+    let id = record["messageId"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(decode(&batch).redelivered.get(&id), Some(&1_795_618_800));
+}

@@ -152,7 +152,6 @@ class LagRun:
         bench, fns = self.bench, self.fns
         bench.settle()
         # The bucket's s3:TestEvent, and whatever an earlier item left.
-        self.receive_all(self.uploads)
         self.uploads.sqs.purge_queue(QueueUrl=bench.world["uploads_url"])
         self.control.post("fsx/task-duration", {"seconds": self.duration})
         import_proxy, sweep_proxy = bench.proxy("on-import"), bench.proxy("start-sweep")

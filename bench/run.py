@@ -17,6 +17,11 @@
 6. A burst of 100,000 uploads (1,000 SQS batches) while imports end at
    random points: import tasks, AWS calls per batch, coverage, the longest
    on-import invocation (bench/bursts.py).
+7. Import end → first training job, and the polls, for imports of 1 min,
+   1 h and 6 h on the emulator's clock (bench/lag.py).
+8. Upload → training end to end, default and "fast" profiles (bench/lag.py).
+9. AWS calls per on-training event for sweeps of 10, 100 and 1,000
+   variants, total calls per sweep, handler time (bench/sweeps.py).
 
 A benchmark, not a test: it exits non-zero only when it cannot measure;
 missed targets are reported in the table. BENCHMARKS.md explains the figures.
@@ -47,6 +52,7 @@ for path in (ROOT / "tests" / "demo", HERE):
 
 import boto3  # noqa: E402
 import botocore  # noqa: E402
+import lag  # noqa: E402
 
 from demo import ARTIFACTS_BUCKET, BUS, CONFIG_KEY, DATA_BUCKET, FUNCTIONS, build_world, session, start_emulator  # noqa: E402
 from events import import_watch_batch, largest_upload_batch, start_sweep_request, upload_batch  # noqa: E402
@@ -548,6 +554,7 @@ class Bench:
         rows.extend(bursts.rows(r.get("bursts")))
         if r.get("scale"):
             sweep_rows(r["scale"], row)
+        lag.rows(r, row)
         return rows
 
     def print_table(self) -> None:
@@ -563,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="cold starts per function (default 5)")
     parser.add_argument("--log-dir", type=Path, help="logs and results.json (default $CARGO_TARGET_DIR/bench-logs)")
     parser.add_argument("--no-criterion", action="store_true", help="skip cargo bench (item 3)")
-    parser.add_argument("--only", choices=["bursts", "scale"], help="run only this section (and no criterion)")
+    parser.add_argument("--only", choices=["bursts", "scale", "lag"], help="run only this section (and no criterion)")
     args = parser.parse_args(argv)
     bin_dir = args.bin_dir.resolve()
     target_dir = Path(os.environ.get("CARGO_TARGET_DIR") or bin_dir.parent).resolve()
@@ -581,11 +588,13 @@ def main(argv: list[str] | None = None) -> int:
             bench.cold_starts()
             bench.large_batch()
             bench.import_to_training()
+        if args.only in (None, "lag"):
+            lag.measure(bench)
         if args.only in (None, "bursts"):
             bursts.run_bursts(bench)
         if args.only in (None, "scale"):
             bench.sweep_scale()
-    except (BenchFailed, FunctionError, RuntimeError) as e:
+    except (BenchFailed, FunctionError, RuntimeError, lag.LagFailed) as e:
         print(f"bench failed: {e} (logs in {log_dir})", file=sys.stderr)
         code = 1
     finally:

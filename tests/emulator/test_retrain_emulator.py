@@ -1074,8 +1074,11 @@ def test_reset_clears_everything(url, fsx, sagemaker, client, control, path):
     control("POST", "sagemaker/list-lag", {"seconds": 3600})
     control("POST", "events/failures", {"count": 5})
     control("POST", "s3/conflicts", {"count": 5})
+    control("POST", "clock/advance", {"seconds": 3600})
+    control("POST", "fsx/task-duration", {"seconds": 60})
 
     assert requests.post(f"{url}/{path}", timeout=5).status_code == 200
+    assert control("GET", "clock")[1]["offset"] == 0
     assert control("GET", "fsx/tasks")[1] == {"tasks": [], "max_executing_per_file_system": {}}
     assert control("GET", "sagemaker/jobs")[1] == {
         "jobs": [],
@@ -1091,6 +1094,10 @@ def test_reset_clears_everything(url, fsx, sagemaker, client, control, path):
     assert control("POST", "sagemaker/quotas", {}) == (200, {"quotas": {}})
     put = client("events").put_events(Entries=[{"Source": "retrain", "DetailType": "x", "Detail": "{}"}])
     assert put["FailedEntryCount"] == 0  # no failure left armed
+    file_system_id = create_file_system(fsx)["FileSystemId"]
+    untimed = create_task(fsx, file_system_id)
+    control("POST", "clock/advance", {"seconds": 60})
+    assert describe_task(fsx, untimed["TaskId"])["Lifecycle"] == "EXECUTING"  # no task duration left
     s3 = client("s3")
     s3.create_bucket(Bucket="retrain-markers")
     s3.put_object(Bucket="retrain-markers", Key="run/started", Body=b"1", IfNoneMatch="*")
@@ -1202,6 +1209,8 @@ def test_release_delayed_makes_delayed_messages_visible(url, client, control):
     status, listing = control("GET", "sqs/queues")
     assert status == 200
     delayed, empty = listing["queues"]
+    assert 899 < delayed.pop("next_delayed_in") <= 900
+    assert empty.pop("next_delayed_in") is None
     assert delayed == {
         "name": "retrain-delayed",
         "url": queue,
@@ -1222,6 +1231,66 @@ def test_release_delayed_makes_delayed_messages_visible(url, client, control):
     assert control("POST", "sqs/release-delayed") == (200, {"released": 0})
     assert control("GET", "sqs/queues")[1]["queues"][0]["in_flight"] == 2
     assert url in queue
+
+
+def test_advancing_the_clock_delivers_timers_in_order(client, control):
+    sqs = client("sqs")
+    queue = sqs.create_queue(QueueName="retrain-watch")["QueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody="in a minute", DelaySeconds=60)
+    sqs.send_message(QueueUrl=queue, MessageBody="in 30 s", DelaySeconds=30)
+    status, before = control("GET", "clock")
+    assert status == 200 and before["offset"] == 0
+
+    def next_in() -> float:
+        return control("GET", "sqs/queues")[1]["queues"][0]["next_delayed_in"]
+
+    assert 29 < next_in() <= 30
+    status, after = control("POST", "clock/advance", {"seconds": 30})
+    assert status == 200 and after["offset"] == 30 and after["now"] >= before["now"] + 30
+    received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=600)["Messages"]
+    assert [m["Body"] for m in received] == ["in 30 s"]
+    assert 29 < next_in() <= 30
+    control("POST", "clock/advance", {"seconds": 30})
+    later = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=3600)["Messages"]
+    assert [m["Body"] for m in later] == ["in a minute"]
+    assert next_in() is None
+    # Visibility timeouts run on the same clock: the first message is back 600 s after its receive.
+    control("POST", "clock/advance", {"seconds": 560})
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue)
+    control("POST", "clock/advance", {"seconds": 10})
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=queue)["Messages"]] == ["in 30 s"]
+    assert control("GET", "clock")[1]["offset"] == 630
+    for bad in ({}, {"seconds": -1}, {"seconds": "60"}, {"seconds": True}):
+        assert control("POST", "clock/advance", bad)[0] == 400
+
+
+def test_timed_import_tasks_end_on_the_emulator_clock(fsx, control):
+    file_system_id = create_file_system(fsx)["FileSystemId"]
+    untimed = create_task(fsx, file_system_id)
+    control("POST", f"fsx/tasks/{untimed['TaskId']}/finish", {"lifecycle": "SUCCEEDED"})
+    assert control("POST", "fsx/task-duration", {"seconds": 3600}) == (200, {"seconds": 3600})
+    task = create_task(fsx, file_system_id, Paths=["s3://retrain-data/raw/2025"])
+    assert describe_task(fsx, task["TaskId"])["Lifecycle"] == "EXECUTING"
+    control("POST", "clock/advance", {"seconds": 3599})
+    assert describe_task(fsx, task["TaskId"])["Lifecycle"] == "EXECUTING"
+    control("POST", "clock/advance", {"seconds": 1})
+    # The task has ended whoever looks first: a new task may start at once.
+    follow_up = create_task(fsx, file_system_id, Paths=["s3://retrain-data/raw/2026"])
+    ended = describe_task(fsx, task["TaskId"])
+    assert ended["Lifecycle"] == "SUCCEEDED"
+    assert (ended["EndTime"] - ended["CreationTime"]).total_seconds() == pytest.approx(3600, abs=0.01)
+    listed = {t["TaskId"]: t for t in control("GET", "fsx/tasks")[1]["tasks"]}
+    assert listed[task["TaskId"]]["EndTime"] == pytest.approx(listed[task["TaskId"]]["CreationTime"] + 3600)
+    # A duration turned off again leaves new tasks to the control API; tasks already timed keep theirs.
+    assert control("POST", "fsx/task-duration", {"seconds": None}) == (200, {"seconds": None})
+    control("POST", "clock/advance", {"seconds": 3600})
+    assert control("GET", "fsx/tasks")[1]["tasks"][-1]["Lifecycle"] == "SUCCEEDED"
+    last = create_task(fsx, file_system_id, Paths=["s3://retrain-data/raw/2027"])
+    control("POST", "clock/advance", {"seconds": 900})
+    assert describe_task(fsx, last["TaskId"])["Lifecycle"] == "EXECUTING"
+    assert describe_task(fsx, follow_up["TaskId"])["Lifecycle"] == "SUCCEEDED"
+    for bad in ({"seconds": -1}, {"seconds": "1h"}):
+        assert control("POST", "fsx/task-duration", bad)[0] == 400
 
 
 # --- Unpatched moto behaviour retrain relies on ---------------------------------

@@ -58,6 +58,9 @@ pub struct World {
     pub tick_queue: Queue,
     /// Deliver every event twice (at-least-once delivery).
     pub duplicate: bool,
+    /// Timers come due as the test moves the emulator's clock (`clock/advance`),
+    /// instead of all at once on every drain.
+    pub timers_on_clock: bool,
     /// Everything delivered, in order, for replays.
     pub log: Vec<(Target, Value)>,
     /// Embedded-metric-format records the handlers emitted.
@@ -287,6 +290,7 @@ impl World {
             watch_queue,
             tick_queue,
             duplicate: false,
+            timers_on_clock: false,
             log: Vec::new(),
             bus_seen: 0,
         }
@@ -397,7 +401,9 @@ impl World {
             Target::StartSweep | Target::Reconcile => panic!("{which:?} has no queue"),
         };
         // Timers are delayed messages: the test's clock jumps to their delivery.
-        self.emulator.post("sqs/release-delayed", json!({}));
+        if !self.timers_on_clock {
+            self.emulator.post("sqs/release-delayed", json!({}));
+        }
         let (url, arn) = (queue.url.clone(), queue.arn.clone());
         let mut messages = Vec::new();
         loop {

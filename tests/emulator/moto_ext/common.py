@@ -4,6 +4,7 @@ import datetime
 import json
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -119,6 +120,38 @@ class ArmedFailures:
 
     def clear(self) -> None:
         self.arm(0)
+
+
+class Clock:
+    """The emulator's clock: the wall clock plus an offset that the control API
+    moves forward.
+
+    A test of a six-hour import cannot wait six hours. SQS delays and
+    visibility timeouts and the timed FSx tasks read this clock, so moving it
+    forward is time passing for all of them at once, in the order their
+    deadlines fall. It never moves back (but on reset).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.offset = 0.0
+        on_reset(self.clear)
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> float:
+        """Moves the clock `seconds` forward; the new time."""
+        with self._lock:
+            self.offset += seconds
+            return time.time() + self.offset
+
+    def clear(self) -> None:
+        with self._lock:
+            self.offset = 0.0
+
+
+CLOCK = Clock()
 
 
 def random_hex(length: int) -> str:

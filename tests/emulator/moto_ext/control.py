@@ -20,8 +20,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import events, s3, sagemaker, sqs
-from .common import Conflict, NotFound, reset_settings
+from . import events, fsx, s3, sagemaker, sqs
+from .common import CLOCK, Conflict, NotFound, reset_settings
 from .fsx import CONTROL_LIFECYCLES
 from .sagemaker import PHASES
 
@@ -34,6 +34,9 @@ ROUTES = Map(
         Rule("/_retrain/fsx/tasks", methods=["GET"], endpoint="list_tasks"),
         Rule("/_retrain/fsx/tasks/<task_id>/finish", methods=["POST"], endpoint="finish_task"),
         Rule("/_retrain/fsx/file-systems/<file_system_id>", methods=["POST"], endpoint="patch_file_system"),
+        Rule("/_retrain/fsx/task-duration", methods=["POST"], endpoint="set_task_duration"),
+        Rule("/_retrain/clock", methods=["GET"], endpoint="get_clock"),
+        Rule("/_retrain/clock/advance", methods=["POST"], endpoint="advance_clock"),
         Rule("/_retrain/sagemaker/jobs", methods=["GET"], endpoint="list_jobs"),
         Rule("/_retrain/sagemaker/jobs/<name>/complete", methods=["POST"], endpoint="complete_job"),
         Rule("/_retrain/sagemaker/jobs/<name>/fail", methods=["POST"], endpoint="fail_job"),
@@ -126,9 +129,37 @@ def patch_file_system(request: Request, file_system_id: str) -> Any:
     return file_system.to_dict()
 
 
+def set_task_duration(request: Request) -> Any:
+    seconds = body(request).get("seconds")
+    if seconds is not None and (not is_number(seconds) or seconds < 0):
+        raise ControlError(400, "seconds must be a non-negative number or null")
+    return {"seconds": fsx.set_task_duration(seconds)}
+
+
+def clock_row() -> dict[str, float]:
+    return {"now": CLOCK.now(), "offset": CLOCK.offset}
+
+
+def get_clock(request: Request) -> Any:
+    return clock_row()
+
+
+def advance_clock(request: Request) -> Any:
+    seconds = body(request).get("seconds")
+    if not is_number(seconds) or seconds < 0:
+        raise ControlError(400, "seconds must be a non-negative number")
+    CLOCK.advance(seconds)
+    for _, queue in sqs.queues():
+        with queue._messages_lock:
+            # Wakes receivers long-polling a queue whose delayed messages are now due.
+            queue._messages_lock.notify_all()
+    return clock_row()
+
+
 def list_tasks(request: Request) -> Any:
     tasks, highest = [], {}
     for backend in backends(fsx_backends):
+        backend.run_out_tasks()
         tasks.extend(backend.tasks.values())
         highest.update(backend.max_active)
     tasks.sort(key=lambda task: task.creation_time)
@@ -251,6 +282,9 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "list_tasks": list_tasks,
     "finish_task": finish_task,
     "patch_file_system": patch_file_system,
+    "set_task_duration": set_task_duration,
+    "get_clock": get_clock,
+    "advance_clock": advance_clock,
     "list_jobs": list_jobs,
     "complete_job": complete_job,
     "fail_job": fail_job,

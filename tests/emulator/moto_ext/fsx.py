@@ -16,7 +16,7 @@ from moto.fsx.models import FileSystem, FSxBackend, fsx_backends
 from moto.fsx.responses import FSxResponse
 
 from . import ec2
-from .common import AwsJsonError, Conflict, NotFound, random_hex, swap_backend_class, url_module
+from .common import CLOCK, AwsJsonError, Conflict, NotFound, on_reset, random_hex, swap_backend_class, url_module
 
 # A CANCELING task is still active: it blocks new tasks until it ends CANCELED.
 ACTIVE_LIFECYCLES = ("PENDING", "EXECUTING", "CANCELING")
@@ -49,6 +49,26 @@ TASK_PARAMETERS = {
     "CapacityToRelease": None,
     "ReleaseConfiguration": None,
 }
+
+
+class TaskDuration:
+    """How long new import tasks run on the emulator's clock (control API);
+    None: until the control API ends them. Emulator-wide, like the quotas."""
+
+    def __init__(self) -> None:
+        self.seconds: float | None = None
+        on_reset(self.clear)
+
+    def clear(self) -> None:
+        self.seconds = None
+
+
+TASK_DURATION = TaskDuration()
+
+
+def set_task_duration(seconds: float | None) -> float | None:
+    TASK_DURATION.seconds = seconds
+    return seconds
 
 
 class FsxNotFound(AwsJsonError, NotFound):
@@ -204,10 +224,12 @@ class DataRepositoryTask:
     """One data repository task. It is PENDING when created and advances on
     the first DescribeDataRepositoryTasks that returns it: to EXECUTING, or to
     FAILED when its paths cannot be imported (the real service also accepts
-    such a task and fails it afterwards). Only the control API ends an
-    EXECUTING task; CancelDataRepositoryTask makes it CANCELING, still
-    active, until the control API ends it CANCELED, as the service takes a
-    while to stop a task."""
+    such a task and fails it afterwards). The control API ends an EXECUTING
+    task, or a task created while a task duration is set ends SUCCEEDED that
+    long after its creation on the emulator's clock, whoever looks.
+    CancelDataRepositoryTask makes it CANCELING, still active, until the
+    control API ends it CANCELED, as the service takes a while to stop a
+    task. Times are the emulator's clock (common.CLOCK)."""
 
     def __init__(self, file_system: EmulatedFileSystem, request: dict[str, Any], repositories: list[str]):
         self.task_id = f"task-{random_hex(17)}"
@@ -216,7 +238,9 @@ class DataRepositoryTask:
         self.resource_arn = f"{arn_prefix}:task/{self.task_id}"
         self.parameters = {key: request.get(key, default) for key, default in TASK_PARAMETERS.items()}
         self.lifecycle = "PENDING"
-        self.creation_time = time.time()
+        self.creation_time = CLOCK.now()
+        # A timed task's work is done at this moment (an import's own pace).
+        self.ends_at = None if TASK_DURATION.seconds is None else self.creation_time + TASK_DURATION.seconds
         self.start_time: float | None = None
         self.end_time: float | None = None
         self.failure_message: str | None = None
@@ -243,15 +267,28 @@ class DataRepositoryTask:
         if self.doomed_by:
             self.finish("FAILED", self.doomed_by)
         else:
-            self.start_time = self.last_updated_time = time.time()
+            self.start_time = self.last_updated_time = CLOCK.now()
             self.lifecycle = "EXECUTING"
+        self.run_out()
+
+    def run_out(self) -> None:
+        """Ends a timed task whose time has come, at the moment it came."""
+        if self.ends_at is None or self.lifecycle not in ("PENDING", "EXECUTING") or CLOCK.now() < self.ends_at:
+            return
+        if self.doomed_by:
+            self.finish("FAILED", self.doomed_by)
+            return
+        self.start_time = min(self.start_time or self.creation_time, self.ends_at)
+        self.finish("SUCCEEDED", at=self.ends_at)
 
     def cancel(self) -> None:
-        self.last_updated_time = time.time()
+        self.last_updated_time = CLOCK.now()
         self.lifecycle = "CANCELING"
 
-    def finish(self, lifecycle: str, message: str | None = None, counts: dict[str, int] | None = None) -> None:
-        now = time.time()
+    def finish(
+        self, lifecycle: str, message: str | None = None, counts: dict[str, int] | None = None, at: float | None = None
+    ) -> None:
+        now = CLOCK.now() if at is None else at
         self.start_time = self.start_time or now
         self.end_time = self.last_updated_time = now
         self.lifecycle = lifecycle
@@ -290,7 +327,7 @@ class DataRepositoryAssociation:
         self.resource_arn = f"{arn_prefix}:association/{self.file_system_id}/{self.association_id}"
         self.request = request
         self.file_system_path = request.get("FileSystemPath") or "/"
-        self.creation_time = time.time()
+        self.creation_time = CLOCK.now()
 
     def to_dict(self) -> dict[str, Any]:
         description = {
@@ -474,8 +511,16 @@ class EmulatedFSxBackend(FSxBackend):
         associations = [a for a in associations if association_matches(a, filters or [])]
         return page(associations, max_results, next_token)
 
+    def run_out_tasks(self) -> None:
+        """Ends the timed tasks whose time has come: before anything reads the
+        task list, as the service ends a task whether or not anyone looks."""
+        with self.lock:
+            for task in self.tasks.values():
+                task.run_out()
+
     def create_data_repository_task(self, request: dict[str, Any]) -> DataRepositoryTask:
         with self.lock:
+            self.run_out_tasks()
             file_system = self.get_file_system(request.get("FileSystemId", ""))
             validate_task_request(request)
             original = self._idempotent_replay(request)
@@ -538,6 +583,7 @@ class EmulatedFSxBackend(FSxBackend):
         next_token: str | None,
     ) -> tuple[list[DataRepositoryTask], str | None]:
         with self.lock:
+            self.run_out_tasks()
             for task_id in task_ids or []:
                 self.get_task(task_id)
             tasks = [self.tasks[t] for t in task_ids] if task_ids else list(self.tasks.values())
@@ -555,6 +601,7 @@ class EmulatedFSxBackend(FSxBackend):
     def cancel_data_repository_task(self, task_id: str) -> DataRepositoryTask:
         """Makes the task CANCELING (cancelling a CANCELING task again changes nothing)."""
         with self.lock:
+            self.run_out_tasks()
             task = self._active_task(task_id)
             if task.lifecycle != "CANCELING":
                 task.cancel()
@@ -566,6 +613,7 @@ class EmulatedFSxBackend(FSxBackend):
         """Ends a task as the service would once its work is done (or its
         cancellation), or makes it CANCELING as a user's cancel would."""
         with self.lock:
+            self.run_out_tasks()
             task = self._active_task(task_id)
             if task.lifecycle == "CANCELING" and lifecycle != "CANCELED":
                 raise Conflict(f"Data repository task {task_id} is CANCELING; it can only end CANCELED.")

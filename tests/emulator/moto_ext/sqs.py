@@ -1,15 +1,40 @@
-"""SQS: a virtual clock for delayed messages, and a view of every queue.
+"""SQS: the emulator's clock for delays and visibility timeouts, and a view
+of every queue.
 
 moto honours DelaySeconds on the wall clock, so a test of a 15-minute
-delay would wait 15 minutes; releasing the delayed messages lets it go on
-at once. moto's queues need no subclass for this: the control API works on
-their messages directly.
+delay would wait 15 minutes. Two ways on: releasing every delayed message at
+once, or moving the emulator's clock (common.CLOCK) to the next deadline,
+which keeps the order and the spacing of the timers. moto's queues need no
+subclass for this: moto's SQS reads its time through the two functions
+swapped in below, and the control API works on the messages directly.
 """
 
 from collections.abc import Iterator
 from typing import Any
 
+import moto.sqs.models
 from moto.sqs.models import Queue, sqs_backends
+
+from .common import CLOCK
+
+
+_wall_unix_time = moto.sqs.models.unix_time
+
+
+def unix_time(dt: Any = None) -> float:
+    return CLOCK.now() if dt is None else _wall_unix_time(dt)
+
+
+def unix_time_millis(dt: Any = None) -> float:
+    return 1000.0 * unix_time(dt)
+
+
+def install() -> None:
+    # moto.sqs.models imported these by name: every SQS deadline (DelaySeconds,
+    # visibility timeouts, retention, long polls) and timestamp reads the
+    # emulator's clock.
+    moto.sqs.models.unix_time = unix_time
+    moto.sqs.models.unix_time_millis = unix_time_millis
 
 
 def queues() -> Iterator[tuple[str, Queue]]:
@@ -33,6 +58,12 @@ def release_delayed() -> int:
     return released
 
 
+def next_delayed_in(messages: list[Any]) -> float | None:
+    """Seconds on the emulator's clock until the first delayed message turns visible."""
+    deadlines = [m.delayed_until for m in messages if m.delayed]
+    return max(0.0, min(deadlines) / 1000.0 - CLOCK.now()) if deadlines else None
+
+
 def queue_row(account_id: str, queue: Queue, base_url: str) -> dict[str, Any]:
     messages = list(queue._messages)
     return {
@@ -42,6 +73,7 @@ def queue_row(account_id: str, queue: Queue, base_url: str) -> dict[str, Any]:
         "delayed": sum(1 for m in messages if m.delayed),
         "in_flight": sum(1 for m in messages if not m.visible),
         "max_receive_count_seen": max((m.approximate_receive_count for m in messages), default=0),
+        "next_delayed_in": next_delayed_in(messages),
     }
 
 

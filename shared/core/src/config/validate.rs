@@ -52,7 +52,45 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
         }
         pipeline(&mut r, &at, p);
     }
+    shared_import_watch(&mut r, config);
     r.errors
+}
+
+/// FSx runs one task at a time per file system, and one watch polls it, with
+/// the settings of the file system's first pipeline: the others must agree,
+/// or their `max_poll_lag_seconds` would be silently ignored.
+fn shared_import_watch(r: &mut Report, config: &Config) {
+    let mut first: BTreeMap<&str, (usize, &Pipeline)> = BTreeMap::new();
+    for (i, p) in config.pipelines.iter().enumerate() {
+        if p.file_system.kind != FileSystemKind::FsxLustre {
+            continue;
+        }
+        let Some(&(j, q)) = first.get(p.file_system.id.as_str()) else {
+            first.insert(&p.file_system.id, (i, p));
+            continue;
+        };
+        let fields = [
+            (
+                "poll_interval_seconds",
+                p.import.poll_interval_seconds,
+                q.import.poll_interval_seconds,
+            ),
+            ("max_poll_lag_seconds", p.import.max_poll_lag_seconds, q.import.max_poll_lag_seconds),
+        ];
+        for (field, mine, theirs) in fields {
+            r.check(
+                mine == theirs,
+                &format!("pipelines[{i}].import.{field}"),
+                || {
+                    format!(
+                        "{mine} differs from {theirs} in pipelines[{j}] ({:?}) on the same file system {}: one watch polls its imports",
+                        q.name, p.file_system.id
+                    )
+                },
+                "use the same value in every pipeline on this file system",
+            );
+        }
+    }
 }
 
 fn pipeline(r: &mut Report, at: &str, p: &Pipeline) {

@@ -174,6 +174,42 @@ fn a_zero_poll_interval_is_refused_because_it_would_poll_back_to_back() {
 }
 
 #[test]
+fn max_poll_lag_lies_between_the_poll_interval_and_the_sqs_delay_limit() {
+    for lag in ["10", "901"] {
+        let errors = errors_of(&example_with("max_poll_lag_seconds: 60", &format!("max_poll_lag_seconds: {lag}")));
+        assert_error(
+            &errors,
+            "pipelines[0].import.max_poll_lag_seconds",
+            "outside poll_interval_seconds..900",
+        );
+    }
+    assert!(errors_of(&example_with("max_poll_lag_seconds: 60", "max_poll_lag_seconds: 30")).is_empty());
+}
+
+#[test]
+fn pipelines_on_one_lustre_file_system_share_its_watch_settings() {
+    // A second churn pipeline on the same file system, with a lag cap of its own.
+    let start = EXAMPLE.find("  - name: churn").expect("churn pipeline");
+    let end = EXAMPLE.find("  - name: fraud-efs").expect("efs pipeline");
+    let twin = EXAMPLE[start..end].replacen("name: churn", "name: churn-daily", 1).replacen(
+        "max_poll_lag_seconds: 60",
+        "max_poll_lag_seconds: 300",
+        1,
+    );
+    let yaml = format!("{EXAMPLE}\n{twin}");
+    let errors = errors_of(&yaml);
+    assert_error(
+        &errors,
+        "pipelines[2].import.max_poll_lag_seconds",
+        "differs from 60 in pipelines[0]",
+    );
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    // The same settings on both are fine.
+    let same = format!("{EXAMPLE}\n{}", EXAMPLE[start..end].replacen("name: churn", "name: churn-daily", 1));
+    assert!(errors_of(&same).is_empty());
+}
+
+#[test]
 fn channel_directory_must_not_repeat_the_mount_name() {
     let errors = errors_of(&example_with(
         "directory: /datasets/churn/train",

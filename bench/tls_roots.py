@@ -72,5 +72,5 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
     compiled = statistics.median([s["ready_ms"] for s in cold])
     return [
         ["1", "on-upload init, host CA store → compiled-in roots", f"{host:.1f} → {compiled:.1f} ms",
-         f"−{host - compiled:.1f} ms; store: {roots['files']} files", "", ""],
+         f"{compiled - host:+.1f} ms; store: {roots['files']} files", "", ""],
     ]  # fmt: skip

@@ -7,6 +7,7 @@ import hashlib
 import json
 import urllib.parse
 import uuid
+from datetime import datetime, timezone
 from typing import Any
 
 from runtime_api import ACCOUNT, REGION
@@ -102,6 +103,21 @@ def import_watch_batch(file_system_id: str, task_id: str) -> dict[str, Any]:
     """The watch timer as on-import receives it: one SQS message."""
     body = {"kind": "import-watch", "file_system_id": file_system_id, "task_id": task_id, "polls": 0}
     return {"Records": [sqs_record(body, "retrain-watch")]}
+
+
+def reconcile_schedule() -> dict[str, Any]:
+    """The reconciler's schedule firing (EventBridge "Scheduled Event")."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/retrain-reconcile-schedule"],
+        "detail": {},
+    }
 
 
 def start_sweep_request(pipeline: str, request_id: str) -> dict[str, Any]:

@@ -82,7 +82,8 @@ class TimedFunction(LambdaFunction):
 
 def function_env(endpoint: str, world: dict[str, Any]) -> dict[str, str]:
     """What the template gives every function, pointed at `endpoint` (as the demo does)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RETRAIN_", "RUST_"))}
+    # Lambda sets no SSL_CERT_* either: with them the functions read the host's CA store (see tls_roots.py).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RETRAIN_", "RUST_", "SSL_CERT_"))}
     env.update(
         AWS_ENDPOINT_URL=endpoint,
         AWS_REGION=REGION,

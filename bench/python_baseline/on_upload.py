@@ -153,6 +153,20 @@ def exists(key: str) -> bool:
         raise
 
 
+def head(key: str) -> bool:
+    try:
+        s3.head_object(Bucket=ARTIFACTS, Key=key)
+        return True
+    except ClientError as e:
+        if e.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
+            return False
+        raise
+
+
+def put(key: str, value: Any) -> None:
+    s3.put_object(Bucket=ARTIFACTS, Key=key, Body=json.dumps(value, indent=2).encode(), ContentType="application/json")
+
+
 def put_once(key: str, value: Any) -> bool:
     try:
         s3.put_object(
@@ -198,9 +212,11 @@ def start_covering_import(fs: str) -> str:
     record_key = f"imports/{task_id}.json"
     if exists(record_key):
         return f"import {task_id} already running for these uploads"
+    put_once(f"open/imports/{fs}/{task_id}", {"task_id": task_id})
     poll = int(settings.get("poll_interval_seconds", 30))
-    watch = {"kind": "import-watch", "file_system_id": fs, "task_id": task_id, "polls": 0}
+    watch = {"kind": "import-watch", "file_system_id": fs, "task_id": task_id, "polls": 0, "chain": int(time.time())}
     sqs.send_message(QueueUrl=WATCH_QUEUE, MessageBody=json.dumps(watch), DelaySeconds=min(poll, 900))
+    put(f"imports/watching/{task_id}.json", {"polled_at": int(time.time())})
     pipelines = sorted({p for e in entries for p in e["pipelines"]})
     put_once(
         record_key,
@@ -212,6 +228,7 @@ def start_covering_import(fs: str) -> str:
             "attempt": 1,
             "paths": paths,
             "started_at": int(time.time()),
+            "objects": sum(len(e["objects"]) for e in entries),
         },
     )
     detail = {
@@ -222,10 +239,14 @@ def start_covering_import(fs: str) -> str:
         "objects": sum(len(e["objects"]) for e in entries),
         "attempt": 1,
     }
-    if put_once(f"imports/{task_id}/published/DataImportStarted", detail):
+    marker = f"imports/{task_id}/published/DataImportStarted"
+    if not head(marker):
         events.put_events(
-            Entries=[{"Source": "retrain", "DetailType": "DataImportStarted", "Detail": json.dumps(detail), "EventBusName": BUS}]
+            Entries=[{"Source": "retrain", "DetailType": "DataImportStarted", "EventBusName": BUS,
+                      # The deterministic id subscribers deduplicate on, as the Rust handler sets it.
+                      "Detail": json.dumps({**detail, "event_id": digest([f"imports/{task_id}", "DataImportStarted"])[:32]})}]
         )
+        put_once(marker, detail)
     return f"import {task_id} on {fs} started"
 
 

@@ -3,7 +3,7 @@
 use lambda_runtime::{run, service_fn, LambdaEvent};
 use retrain_aws::handlers::on_upload;
 use retrain_aws::{telemetry, Deps};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -14,8 +14,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cold start failed"))?;
     let deps = &deps;
-    run(service_fn(move |event: LambdaEvent<Value>| async move {
-        on_upload::handle(deps, &event.payload).await
+    // The payload stays JSON text: a 6 MB SQS batch is decoded in place.
+    run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
+        on_upload::handle_text(deps, event.payload.get()).await
     }))
     .await
 }

@@ -6,6 +6,7 @@ pub mod network;
 pub mod sagemaker;
 pub mod store;
 pub mod timers;
+pub mod tls;
 
 /// The SDK clients, built once per cold start from `aws-config`'s default
 /// chain (so `AWS_ENDPOINT_URL` and `AWS_REGION` point them at an emulator).
@@ -35,10 +36,12 @@ impl Clients {
         }
     }
 
-    /// Clients from the default chain, with [`retry_config`].
+    /// Clients from the default chain, with [`retry_config`] and one shared
+    /// HTTPS client ([`tls::http_client`]).
     pub async fn from_env() -> Clients {
         let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .retry_config(retry_config())
+            .http_client(tls::http_client(tls::Roots::from_env()))
             .load()
             .await;
         Clients::new(&shared)

@@ -193,3 +193,166 @@ fn a_message_received_before_is_known_with_its_first_receipt() {
     let id = record["messageId"].as_str().unwrap_or_default().to_owned();
     assert_eq!(decode(&batch).redelivered.get(&id), Some(&1_795_618_800));
 }
+
+/// A field: mostly the first (well-formed) choice, else missing (`None`) or any of the others,
+/// so that both the in-place reader and the general path see many batches.
+fn field(choices: Vec<Value>) -> impl Strategy<Value = Option<Value>> {
+    let good = choices[0].clone();
+    prop_oneof![6 => Just(Some(good)), 1 => proptest::option::of(proptest::sample::select(choices))]
+}
+
+fn s(v: &str) -> Value {
+    Value::String(v.to_owned())
+}
+
+fn object_of(fields: Vec<(&'static str, Option<Value>)>) -> Value {
+    Value::Object(fields.into_iter().filter_map(|(k, v)| Some((k.to_owned(), v?))).collect())
+}
+
+/// S3 notification records, well-formed or broken in the ways a sender could break them.
+fn s3_record_json() -> impl Strategy<Value = Value> {
+    let object = (
+        field(vec![
+            s("datasets/churn/day-1/part-00001.csv"),
+            s("a+b%3Dc"),
+            s("bad%FF"),
+            s("esc\"aped"),
+            s("dir/"),
+            Value::from(7),
+            Value::Null,
+        ]),
+        field(vec![
+            Value::from(2_048_576),
+            Value::from(-1),
+            Value::from(1.5),
+            Value::from(u64::MAX),
+            s("12"),
+            Value::Null,
+        ]),
+        field(vec![s("0C0F6F405D6E000001"), Value::Null, Value::from(3)]),
+        field(vec![s("d41d8cd98f00b204e9800998ecf8427e"), Value::Null]),
+        field(vec![s("etag-eventbridge"), Value::Array(vec![])]),
+    )
+        .prop_map(|(key, size, sequencer, e_tag, etag)| {
+            object_of(vec![
+                ("key", key),
+                ("size", size),
+                ("sequencer", sequencer),
+                ("eTag", e_tag),
+                ("etag", etag),
+            ])
+        });
+    let bucket = field(vec![s("example-training-data"), s("b\\u0031"), Value::Null, Value::from(1)])
+        .prop_map(|name| object_of(vec![("name", name), ("arn", Some(s("arn:aws:s3:::example-training-data")))]));
+    let entity = (
+        proptest::option::weighted(
+            0.95,
+            prop_oneof![12 => bucket, 1 => Just(s("bucket")), 1 => Just(Value::Array(vec![s("x")]))],
+        ),
+        proptest::option::weighted(
+            0.95,
+            prop_oneof![12 => object, 1 => Just(Value::Null), 1 => Just(Value::Array(vec![Value::from(1)]))],
+        ),
+    )
+        .prop_map(|(bucket, object)| object_of(vec![("s3SchemaVersion", Some(s("1.0"))), ("bucket", bucket), ("object", object)]));
+    (
+        field(vec![s("aws:s3"), s("aws:s3"), s("aws:sqs"), s("aws:kinesis"), Value::from(1)]),
+        field(vec![
+            s("ObjectCreated:Put"),
+            s("ObjectCreated:CompleteMultipartUpload"),
+            s("ObjectRemoved:Delete"),
+            Value::Null,
+            Value::from(2),
+        ]),
+        proptest::option::weighted(
+            0.95,
+            prop_oneof![16 => entity, 1 => Just(Value::Null), 1 => Just(Value::Array(vec![]))],
+        ),
+    )
+        .prop_map(|(source, name, s3)| {
+            object_of(vec![
+                ("eventVersion", Some(s("2.1"))),
+                ("eventSource", source),
+                ("eventName", name),
+                ("s3", s3),
+                (
+                    "userIdentity",
+                    Some(serde_json::json!({"principalId": "AWS:AIDAINPONIXQXHT3IKHL2"})),
+                ),
+            ])
+        })
+}
+
+/// SQS message bodies: notifications mostly, and what else a queue can carry.
+fn body_json() -> impl Strategy<Value = Option<Value>> {
+    let notification =
+        proptest::collection::vec(s3_record_json(), 0..3).prop_map(|records| serde_json::json!({ "Records": records }).to_string());
+    proptest::option::weighted(
+        0.95,
+        prop_oneof![
+            24 => notification.prop_map(Value::String),
+            1 => Just(Value::String(r#"{"Event": "s3:TestEvent", "Bucket": "b1"}"#.to_owned())),
+            1 => Just(Value::String(r#"{"kind": "start-sweep", "pipeline": "churn"}"#.to_owned())),
+            1 => Just(Value::String("not json".to_owned())),
+            1 => Just(Value::String(r#"{"Records": [{"eventSource": "aws:s3"}], "Records": []}"#.to_owned())),
+            1 => arbitrary_json().prop_map(|v| Value::String(v.to_string())),
+            1 => Just(Value::Null),
+            1 => Just(Value::from(5)),
+        ],
+    )
+}
+
+fn sqs_batch_json() -> impl Strategy<Value = Value> {
+    let record = (
+        field(vec![s("aws:sqs"), s("aws:sqs"), s("aws:sqs"), s("aws:s3"), Value::Null]),
+        field(vec![
+            s("059f36b4-87a3-44ab-83d2-000000000001"),
+            s("id\\nwith-escape"),
+            Value::Null,
+            Value::from(9),
+        ]),
+        body_json(),
+    )
+        .prop_map(|(source, id, body)| {
+            object_of(vec![
+                ("messageId", id),
+                ("body", body),
+                ("attributes", Some(serde_json::json!({"ApproximateReceiveCount": "1"}))),
+                ("eventSource", source),
+            ])
+        });
+    prop_oneof![
+        8 => proptest::collection::vec(record, 0..4).prop_map(|records| serde_json::json!({ "Records": records })),
+        1 => proptest::collection::vec(record_list_item(), 0..2).prop_map(Value::Array),
+    ]
+}
+
+fn record_list_item() -> impl Strategy<Value = Value> {
+    body_json().prop_map(|b| serde_json::json!({ "Records": [], "body": b }))
+}
+
+proptest! {
+    #[test]
+    fn decoding_text_matches_decoding_its_value(v in sqs_batch_json()) {
+        prop_assert_eq!(decode_str(&v.to_string()), decode(&v));
+    }
+}
+
+#[test]
+fn a_well_formed_sqs_batch_of_notifications_is_read_in_place() {
+    let text = fixture("sqs-s3-put.json").to_string();
+    assert_eq!(decode_str(&text), decode(&fixture("sqs-s3-put.json")));
+    let batch = serde_json::json!({"Records": [{"eventSource": "aws:sqs", "messageId": "m1",
+        "body": serde_json::json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "b1"}, "object": {"key": "a+b.csv", "sequencer": "0A"}}}]}).to_string()}]});
+    let fast = sqs_batch::decode(&batch.to_string()).expect("taken by the in-place reader");
+    assert_eq!(objects(&fast), ["b1/a b.csv"]);
+    assert_eq!(fast, decode(&batch));
+    // A list where an object belongs goes the general way, which reports it.
+    let listed = serde_json::json!({"Records": [{"eventSource": "aws:sqs", "messageId": "m1",
+        "body": serde_json::json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": [{"name": "b1"}, {"key": "k"}]}]}).to_string()}]});
+    let d = decode_str(&listed.to_string());
+    assert!(d.items.is_empty() && d.skipped[0].malformed, "{d:?}");
+    assert!(sqs_batch::decode(&serde_json::json!([{"Records": []}]).to_string()).is_none());
+}

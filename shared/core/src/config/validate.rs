@@ -619,11 +619,26 @@ fn search(r: &mut Report, sat: &str, p: &Pipeline, search: &crate::search::Searc
                     || format!("low {low} is not below high {high}"),
                     "give finite bounds with low < high",
                 );
-                r.check(!*log || *low > 0.0, &format!("{path}.low"), || format!("{low} with `log: true`"), "a log scale needs low > 0");
+                r.check(
+                    !*log || *low > 0.0,
+                    &format!("{path}.low"),
+                    || format!("{low} with `log: true`"),
+                    "a log scale needs low > 0",
+                );
             }
             Param::Int { low, high, log } => {
-                r.check(low < high, &path, || format!("low {low} is not below high {high}"), "give bounds with low < high");
-                r.check(!*log || *low >= 1, &format!("{path}.low"), || format!("{low} with `log: true`"), "a log scale needs low >= 1");
+                r.check(
+                    low < high,
+                    &path,
+                    || format!("low {low} is not below high {high}"),
+                    "give bounds with low < high",
+                );
+                r.check(
+                    !*log || *low >= 1,
+                    &format!("{path}.low"),
+                    || format!("{low} with `log: true`"),
+                    "a log scale needs low >= 1",
+                );
             }
             Param::Categorical { choices } => r.check(
                 !choices.is_empty(),

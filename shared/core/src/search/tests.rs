@@ -1,6 +1,6 @@
+use super::Strategy;
 use super::*;
 use proptest::prelude::{any, prop, prop_assert, prop_assert_eq, proptest};
-use super::Strategy;
 
 fn space() -> Search {
     let mut space = BTreeMap::new();
@@ -23,7 +23,11 @@ fn space() -> Search {
     space.insert(
         "opt".to_owned(),
         Param::Categorical {
-            choices: vec![Scalar::String("sgd".into()), Scalar::String("adam".into()), Scalar::String("rmsprop".into())],
+            choices: vec![
+                Scalar::String("sgd".into()),
+                Scalar::String("adam".into()),
+                Scalar::String("rmsprop".into()),
+            ],
         },
     );
     Search {
@@ -70,7 +74,13 @@ fn run(search: &Search, budget: usize) -> f64 {
 #[test]
 fn erfc_matches_known_values() {
     // Abramowitz and Stegun, table 7.1.
-    for (x, want) in [(0.0, 1.0), (0.5, 0.479_500_122), (1.0, 0.157_299_207), (2.0, 0.004_677_735), (-1.0, 1.842_700_793)] {
+    for (x, want) in [
+        (0.0, 1.0),
+        (0.5, 0.479_500_122),
+        (1.0, 0.157_299_207),
+        (2.0, 0.004_677_735),
+        (-1.0, 1.842_700_793),
+    ] {
         assert!((erfc(x) - want).abs() < 2e-7, "erfc({x}) = {} not {want}", erfc(x));
     }
     assert!((phi(1.959_964) - 0.975).abs() < 1e-6);
@@ -109,7 +119,10 @@ fn numeric_estimator_is_a_density_on_the_unit_interval() {
     };
     let parzen = Parzen::fit(&p, &[0.02, 0.3, 0.31, 0.9]);
     let steps = 10_000;
-    let integral: f64 = (0..steps).map(|i| parzen.log_pdf((i as f64 + 0.5) / steps as f64).exp()).sum::<f64>() / steps as f64;
+    let integral: f64 = (0..steps)
+        .map(|i| parzen.log_pdf((i as f64 + 0.5) / steps as f64).exp())
+        .sum::<f64>()
+        / steps as f64;
     assert!((integral - 1.0).abs() < 1e-3, "integral {integral}");
     // Mass gathers where the observations are.
     assert!(parzen.log_pdf(0.305) > parzen.log_pdf(0.6));
@@ -133,7 +146,10 @@ fn a_seed_fixes_the_stream_across_versions() {
     let first = suggest(&s, 0, &[]);
     assert_eq!(first, suggest(&s, 0, &[]));
     assert_ne!(first, suggest(&s, 1, &[]));
-    assert_eq!(hyperparameters(&first), KNOWN_FIRST.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    assert_eq!(
+        hyperparameters(&first),
+        KNOWN_FIRST.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    );
 }
 
 const KNOWN_FIRST: [(&str, &str); 3] = [("depth", "11"), ("lr", "0.0009678533631629469"), ("opt", "sgd")];

@@ -168,5 +168,16 @@ pub fn first_suggestions(manifest: &SweepManifest) -> Vec<Suggestion> {
     out
 }
 
+/// `retrain status` of an adaptive sweep: each job's suggested point and what it was decided from.
+pub fn annotate(status: &mut crate::status::SweepStatus, suggestions: &[Suggestion]) {
+    for row in &mut status.rows {
+        if let Some(s) = suggestions.iter().find(|s| s.variant_id == row.variant_id) {
+            row.suggested = crate::search::hyperparameters(&s.point);
+            let finished = s.based_on.values().filter(|l| l.is_some()).count();
+            row.suggested_from = Some((finished, s.based_on.len() - finished));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

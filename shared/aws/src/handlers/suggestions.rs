@@ -44,3 +44,17 @@ pub async fn point(deps: &Deps, manifest: &SweepManifest, position: usize) -> Re
         .await?;
     Ok(Some(suggestion.point))
 }
+
+/// Every recorded suggestion of the sweep (`retrain status`: one GET per suggested variant).
+pub async fn recorded(store: &crate::adapters::store::Store, manifest: &SweepManifest) -> Result<Vec<Suggestion>, Error> {
+    if manifest.pipeline.sweep.search.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for variant in &manifest.variants {
+        if let Some(s) = store.get("search suggestion", &suggestion_key(manifest, &variant.id)).await? {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}

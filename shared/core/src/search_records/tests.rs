@@ -124,3 +124,20 @@ fn the_first_suggestions_are_one_per_lane() {
     assert_eq!(first[3].based_on.len(), 3);
     assert_ne!(first[0].point, first[1].point);
 }
+
+#[test]
+fn status_shows_each_variants_suggestion_and_its_basis() {
+    let m = manifest();
+    let search = m.pipeline.sweep.search.clone().expect("search");
+    let first = decide(&m, 0, &[]).expect("adaptive");
+    let second = decide(&m, 1, &[point_key(&m, &search, &first)]).expect("adaptive");
+    let jobs = [
+        job(&m, 0, 1, JobStatus::Completed, None, Some(0.7)),
+        job(&m, 1, 1, JobStatus::InProgress, None, None),
+    ];
+    let mut status = crate::status::sweep_status(&m, &jobs, None);
+    annotate(&mut status, &[first.clone(), second]);
+    assert_eq!(status.rows[0].suggested, crate::search::hyperparameters(&first.point));
+    assert_eq!(status.rows[0].suggested_from, Some((0, 0)));
+    assert_eq!(status.rows[1].suggested_from, Some((0, 1)), "v1 was decided with v0 running");
+}

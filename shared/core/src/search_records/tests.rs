@@ -141,3 +141,13 @@ fn status_shows_each_variants_suggestion_and_its_basis() {
     assert_eq!(status.rows[0].suggested_from, Some((0, 0)));
     assert_eq!(status.rows[1].suggested_from, Some((0, 1)), "v1 was decided with v0 running");
 }
+
+#[test]
+fn a_recorded_suggestion_reads_back_bit_for_bit() {
+    let m = manifest();
+    for position in 0..30 {
+        let s = decide(&m, position, &[]).expect("adaptive");
+        let back: Suggestion = serde_json::from_slice(&serde_json::to_vec_pretty(&s).expect("encode")).expect("decode");
+        assert_eq!(back, s, "the launched point is the recorded one");
+    }
+}

@@ -28,7 +28,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut stdout = std::io::stdout().lock();
     for line in stdin.lock().lines() {
         let ask: Ask = serde_json::from_str(&line?)?;
-        let history: Vec<Trial> = ask.history.into_iter().map(|t| Trial { point: t.point, loss: t.loss }).collect();
+        let history: Vec<Trial> = ask
+            .history
+            .into_iter()
+            .map(|t| Trial {
+                point: t.point,
+                loss: t.loss,
+            })
+            .collect();
         let point = suggest(&ask.search, ask.position, &history);
         writeln!(stdout, "{}", serde_json::to_string(&point)?)?;
         stdout.flush()?;

@@ -233,15 +233,20 @@ impl Parzen {
     fn fit(p: &Param, coords: &[f64]) -> Parzen {
         match p {
             Param::Categorical { choices } => {
+                // As Optuna: one kernel per observation (its choice plus 1/kernels on
+                // every choice, normalised) and a uniform prior kernel, mixed equally.
                 let k = choices.len().max(1);
-                // A prior weight of one, spread evenly over the choices.
+                let kernels = coords.len() as f64 + 1.0;
+                let base = 1.0 / kernels;
+                let row = 1.0 + k as f64 * base;
                 let mut weights = vec![1.0 / k as f64; k];
                 for &c in coords {
-                    weights[(c as usize).min(k - 1)] += 1.0;
+                    for (i, w) in weights.iter_mut().enumerate() {
+                        *w += (base + f64::from(u8::from(i == (c as usize).min(k - 1)))) / row;
+                    }
                 }
-                let total: f64 = weights.iter().sum();
                 Parzen::Categorical {
-                    weights: weights.into_iter().map(|w| w / total).collect(),
+                    weights: weights.into_iter().map(|w| w / kernels).collect(),
                 }
             }
             _ => {

@@ -134,9 +134,10 @@ fn categorical_estimator_favours_observed_choices() {
         choices: vec![Scalar::Integer(1), Scalar::Integer(2)],
     };
     let parzen = Parzen::fit(&p, &[1.0, 1.0, 1.0]);
-    // (3 + 1/2) / 4 and (1/2) / 4.
-    assert!((parzen.log_pdf(1.0).exp() - 0.875).abs() < 1e-12);
-    assert!((parzen.log_pdf(0.0).exp() - 0.125).abs() < 1e-12);
+    // Four kernels: three rows (1/4, 5/4) / 1.5 and the prior (1/2, 1/2), averaged.
+    let chosen = (3.0 * (1.25 / 1.5) + 0.5) / 4.0;
+    assert!((parzen.log_pdf(1.0).exp() - chosen).abs() < 1e-12);
+    assert!((parzen.log_pdf(0.0).exp() - (1.0 - chosen)).abs() < 1e-12);
 }
 
 #[test]

@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 
-.PHONY: test fmt-check clippy cfn-lint checkov python-tests rust-tests venv demo bench
+.PHONY: test fmt-check clippy cfn-lint checkov python-tests rust-tests venv demo bench bench-search
 
 ## The whole test suite: formatting, lints, template lint, Rust tests, then the
 ## emulator's, the template's and the demo's tests (the demo runs the function
@@ -54,6 +54,12 @@ demo: venv
 ## release binaries against the emulator, a Python baseline, the largest SQS
 ## batch, import → training latency, binary sizes, and criterion's decode +
 ## plan throughput (bench/run.py runs `cargo bench` so one table holds all).
-bench: venv
+bench: venv bench-search
 	cargo build --release -p on-upload -p on-import -p start-sweep -p on-training -p reconcile
 	$(VPY) bench/run.py --bin-dir $(CARGO_TARGET_DIR)/release
+
+## Adaptive search (random, tpe, Optuna's TPESampler) on standard test functions.
+bench-search: venv
+	$(VPY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	cargo build --release -p retrain-core --example suggest
+	$(VPY) bench/run.py --bin-dir $(CARGO_TARGET_DIR)/release --only search

@@ -576,8 +576,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="cold starts per function (default 5)")
     parser.add_argument("--log-dir", type=Path, help="logs and results.json (default $CARGO_TARGET_DIR/bench-logs)")
     parser.add_argument("--no-criterion", action="store_true", help="skip cargo bench (item 3)")
-    parser.add_argument("--only", choices=["bursts", "scale", "lag"], help="run only this section (and no criterion)")
+    parser.add_argument("--only", choices=["bursts", "scale", "lag", "search"], help="run only this section (and no criterion)")
+    parser.add_argument("--suggest-bin", type=Path, help="the core's `suggest` example (the search item)")
     args = parser.parse_args(argv)
+    if args.only == "search":
+        return run_search(args)
     bin_dir = args.bin_dir.resolve()
     target_dir = Path(os.environ.get("CARGO_TARGET_DIR") or bin_dir.parent).resolve()
     log_dir = (args.log_dir or target_dir / "bench-logs").resolve()
@@ -620,6 +623,22 @@ def main(argv: list[str] | None = None) -> int:
     bench.print_table()
     print(f"logs and results.json in {log_dir}")
     return code
+
+
+def run_search(args: argparse.Namespace) -> int:
+    """The adaptive-search item: no emulator, only the samplers and the objectives."""
+    import search
+
+    binary = (args.suggest_bin or args.bin_dir / "examples" / "suggest").resolve()
+    if not binary.exists():
+        print(f"bench failed: {binary} is missing: cargo build --release -p retrain-core --example suggest", file=sys.stderr)
+        return 1
+    result = search.measure(binary)
+    print()
+    print(f"simple regret, median (IQR) over {result['seeds']} seeds; Optuna {result['optuna']}")
+    for line in search.table_lines(result):
+        print(line)
+    return 0
 
 
 if __name__ == "__main__":

@@ -289,7 +289,10 @@ fn status(sweep: &str, pipeline: Option<&str>, bucket: &str, json: bool, compare
             }
             None => None,
         };
-        anyhow::Ok(retrain_core::status::sweep_status(&manifest, &jobs, other))
+        let mut report = retrain_core::status::sweep_status(&manifest, &jobs, other);
+        let suggestions = retrain_aws::handlers::suggestions::recorded(&store, &manifest).await?;
+        retrain_core::search_records::annotate(&mut report, &suggestions);
+        anyhow::Ok(report)
     })?;
     if json {
         say!("{}", serde_json::to_string_pretty(&report)?);
@@ -299,7 +302,8 @@ fn status(sweep: &str, pipeline: Option<&str>, bucket: &str, json: bool, compare
         t.map(|t| format!("{:.0} s", f(t))).unwrap_or_else(|| "-".to_owned())
     };
     let mut table = comfy_table::Table::new();
-    table.set_header([
+    let adaptive = report.rows.iter().any(|r| r.suggested_from.is_some());
+    let mut header = vec![
         "variant",
         "lane",
         "attempt",
@@ -310,10 +314,14 @@ fn status(sweep: &str, pipeline: Option<&str>, bucket: &str, json: bool, compare
         "training",
         "warm pool",
         "job",
-    ]);
+    ];
+    if adaptive {
+        header.extend(["suggested", "from (results + running)"]);
+    }
+    table.set_header(header);
     for r in &report.rows {
         let t = r.timing.as_ref();
-        table.add_row([
+        let mut row = vec![
             r.variant_id.clone(),
             r.lane.to_string(),
             r.attempt.to_string(),
@@ -324,7 +332,16 @@ fn status(sweep: &str, pipeline: Option<&str>, bucket: &str, json: bool, compare
             secs(t, |t| t.training_seconds),
             t.map(|t| if t.warm_pool_reused { "reused" } else { "-" }).unwrap_or("-").to_owned(),
             r.training_job_name.clone(),
-        ]);
+        ];
+        if adaptive {
+            row.push(r.suggested.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
+            row.push(
+                r.suggested_from
+                    .map(|(done, running)| format!("{done} + {running}"))
+                    .unwrap_or_default(),
+            );
+        }
+        table.add_row(row);
     }
     say!("sweep {} of {}", report.sweep_id, report.pipeline);
     say!("{table}");

@@ -243,3 +243,200 @@ async fn every_crash_point_ends_in_the_fault_free_state() {
     assert!(struck.len() >= 500, "at least 500 crash points: {}", struck.len());
     assert_eq!(stalls, 0, "no run stalled");
 }
+
+/// The EFS pipeline as a two-lane tpe search of 12 variants: the last two are modelled on ten results.
+fn adaptive(world: &mut World) -> retrain_core::search::Search {
+    use retrain_core::config::Scalar;
+    use retrain_core::search::{Param, Search, Strategy};
+    let mut space = BTreeMap::new();
+    space.insert(
+        "eta".to_owned(),
+        Param::Float {
+            low: 0.001,
+            high: 1.0,
+            log: true,
+        },
+    );
+    space.insert(
+        "max_depth".to_owned(),
+        Param::Int {
+            low: 2,
+            high: 12,
+            log: false,
+        },
+    );
+    space.insert(
+        "booster".to_owned(),
+        Param::Categorical {
+            choices: vec![Scalar::String("gbtree".into()), Scalar::String("dart".into())],
+        },
+    );
+    let search = Search {
+        strategy: Strategy::Tpe,
+        space,
+        budget: 12,
+        seed: 5,
+    };
+    let s = search.clone();
+    world.reconfigure(move |config| {
+        let p = config.pipelines.iter_mut().find(|p| p.name == "fraud-efs").expect("fraud-efs");
+        p.sweep.variants.clear();
+        p.sweep.search = Some(s);
+        p.sweep.max_parallel = 2;
+        p.sweep.max_retries = 1;
+    });
+    search
+}
+
+fn logloss(hp: &Value) -> f64 {
+    let eta: f64 = hp["eta"].as_str().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let depth: f64 = hp["max_depth"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0.0);
+    0.1 + (eta.log10() + 1.5).powi(2) / 4.0 + ((depth - 6.0) / 6.0).powi(2) + if hp["booster"] == "dart" { 0.0 } else { 0.3 }
+}
+
+/// Ends what runs: v1's first attempt fails for capacity, the rest complete with their loss.
+async fn play_search(world: &mut World) {
+    let jobs = world.emulator.jobs()["jobs"].as_array().cloned().unwrap_or_default();
+    for job in jobs.iter().filter(|j| j["status"] == "InProgress") {
+        let name = job["name"].as_str().unwrap_or_default();
+        let event = if job["tags"]["retrain:variant"] == "v1" && job["tags"]["retrain:attempt"] == "1" {
+            world.emulator.fail_job(name, CAPACITY)
+        } else {
+            world
+                .emulator
+                .complete_job(name, json!({"validation:logloss": logloss(&job["hyperparameters"])}))
+        };
+        world.deliver(Target::OnTraining, event).await;
+    }
+}
+
+async fn run_search(world: &mut World) {
+    world
+        .deliver(
+            Target::StartSweep,
+            json!({"kind": "start-sweep", "pipeline": "fraud-efs", "request_id": "search-1"}),
+        )
+        .await;
+    for round in 0..60 {
+        world.drain(Target::OnTraining).await;
+        world.route_bus().await;
+        play_search(world).await;
+        if round % 4 == 3 {
+            world
+                .deliver(Target::Reconcile, json!({"source": "aws.events", "detail-type": "Scheduled Event"}))
+                .await;
+        }
+        if !end_state(world).completed.is_empty() {
+            break;
+        }
+    }
+    for _ in 0..2 {
+        world.reconcile_cleanly().await;
+        world.drain(Target::OnTraining).await;
+        play_search(world).await;
+    }
+}
+
+/// Every recorded suggestion, by variant.
+async fn suggestions(world: &World) -> BTreeMap<String, retrain_core::search_records::Suggestion> {
+    let mut out = BTreeMap::new();
+    for key in world
+        .artifact_keys("sweeps/fraud-efs/")
+        .await
+        .into_iter()
+        .filter(|k| k.contains("/search/suggested/"))
+    {
+        let body = world
+            .clients
+            .s3
+            .get_object()
+            .bucket(retrain_tests::world::ARTIFACTS_BUCKET)
+            .key(&key)
+            .send()
+            .await
+            .expect("get suggestion")
+            .body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes();
+        let s: retrain_core::search_records::Suggestion = serde_json::from_slice(&body).expect("suggestion JSON");
+        out.insert(s.variant_id.clone(), s);
+    }
+    out
+}
+
+/// Each job ran its variant's recorded point, and each point replays from the seed and the results it records.
+async fn check_replay(world: &World, search: &retrain_core::search::Search, context: &str) {
+    let recorded = suggestions(world).await;
+    assert_eq!(recorded.len(), search.budget as usize, "one suggestion per variant ({context})");
+    for j in world.emulator.jobs()["jobs"].as_array().cloned().unwrap_or_default() {
+        let variant = j["tags"]["retrain:variant"].as_str().unwrap_or_default();
+        let s = &recorded[variant];
+        for (name, value) in &s.point {
+            assert_eq!(
+                j["hyperparameters"][name],
+                value.to_hyperparameter(),
+                "{variant} ran its recorded point ({context})"
+            );
+        }
+    }
+    for (variant, s) in &recorded {
+        let trials: Vec<retrain_core::search::Trial> = s
+            .based_on
+            .iter()
+            .map(|(v, loss)| retrain_core::search::Trial {
+                point: recorded[v].point.clone(),
+                loss: *loss,
+            })
+            .collect();
+        let position: usize = variant.trim_start_matches('v').parse().expect("position");
+        assert_eq!(
+            retrain_core::search::suggest(search, position, &trials),
+            s.point,
+            "{variant} replays from what it recorded ({context})"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_crash_point_of_a_tpe_sweep_launches_the_recorded_suggestions() {
+    let mut clean = World::start().await;
+    let search = adaptive(&mut clean);
+    run_search(&mut clean).await;
+    let expected = end_state(&clean);
+    assert_eq!(expected.completed.get("fraud-efs"), Some(&1), "{expected:?}");
+    assert_eq!(expected.jobs["fraud-efs"].len(), 13, "twelve variants and one retry");
+    check_replay(&clean, &search, "fault-free").await;
+    let modelled = suggestions(&clean).await["v11"].based_on.values().filter(|l| l.is_some()).count();
+    assert!(
+        modelled >= retrain_core::search::STARTUP_TRIALS,
+        "the last variant is modelled: {modelled} results"
+    );
+
+    let runs: u64 = std::env::var("RETRAIN_CRASH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
+    let mut struck = 0;
+    for seed in 0..runs {
+        let mut world = World::start_with(Options {
+            crashes: Some((0x5EA2C4 + seed, 5)),
+            ..Options::default()
+        })
+        .await;
+        adaptive(&mut world);
+        run_search(&mut world).await;
+        let crashes = world.crashes.as_ref().map(|c| c.struck.clone()).unwrap_or_default();
+        let context = format!(
+            "seed {seed}, crashes {:?}",
+            crashes.iter().map(|(t, s)| (t, s.call, s.mode, &s.operation)).collect::<Vec<_>>()
+        );
+        let got = end_state(&world);
+        assert_eq!(got.jobs, expected.jobs, "each variant attempt created once ({context})");
+        assert_eq!(got.events, expected.events, "no domain event lost or doubled ({context})");
+        assert_eq!(got.completed, expected.completed, "the sweep announced its end ({context})");
+        assert!(left_open(&world).await.is_empty(), "nothing left open ({context})");
+        check_replay(&world, &search, &context).await;
+        struck += crashes.len();
+    }
+    eprintln!("tpe sweep: {struck} crash points over {runs} runs");
+    assert!(struck as u64 >= 20 * runs, "crash points were struck: {struck}");
+}

@@ -15,6 +15,8 @@ pub mod plan;
 pub mod preflight;
 pub mod requests;
 pub mod s3_uri;
+pub mod search;
+pub mod search_records;
 pub mod status;
 pub mod sweep;
 pub mod sweep_records;

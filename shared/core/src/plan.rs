@@ -188,9 +188,14 @@ fn start_sweep(out: &mut Plan, p: &Pipeline, trigger: SweepTrigger, only: Option
         file_system_type: file_system_type(p).to_owned(),
         manifest: manifest.key(),
     })];
+    // An adaptive sweep's first launches run the first suggestions (no results yet: the seed alone decides them).
+    let suggested = crate::search_records::first_suggestions(&manifest);
     for launch in decision.launches {
         match manifest.training_job(launch.position, launch.attempt) {
-            Ok(job) => {
+            Ok(mut job) => {
+                if let Some(s) = suggested.iter().find(|s| s.variant_id == launch.variant_id) {
+                    job.hyper_parameters.extend(crate::search::hyperparameters(&s.point));
+                }
                 events.push(DomainEvent::TrainingJobLaunched(JobLaunched {
                     pipeline: p.name.clone(),
                     sweep_id: manifest.sweep_id.clone(),
@@ -275,6 +280,13 @@ fn plan_job_change(out: &mut Plan, config: &Config, change: &JobStateChange, ctx
         ));
         return;
     };
+    if manifest.pipeline.sweep.search.is_some() {
+        out.skipped.push(skip(
+            label,
+            "an adaptive sweep's next variant is suggested from the results recorded in S3; plan does not simulate it (see `retrain status`)".to_owned(),
+        ));
+        return;
+    }
     let attempt = tag(names::TAG_ATTEMPT).and_then(|a| a.parse().ok()).unwrap_or(1);
     let lane = manifest.lane_of(position);
     let mut jobs: Vec<JobObservation> = (lane..position)

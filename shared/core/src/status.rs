@@ -18,6 +18,12 @@ pub struct StatusRow {
     pub metric: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<JobTiming>,
+    /// An adaptive sweep's suggested hyperparameters for the variant.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub suggested: std::collections::BTreeMap<String, String>,
+    /// How many finished results the suggestion was decided from (and how many trials were still running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggested_from: Option<(usize, usize)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -72,6 +78,8 @@ pub fn sweep_status(manifest: &SweepManifest, jobs: &[JobObservation], compare: 
                 status: j.status.as_str().to_owned(),
                 metric: j.metrics.iter().find(|(n, _)| n == objective).map(|(_, v)| *v),
                 timing: j.timing.clone(),
+                suggested: Default::default(),
+                suggested_from: None,
             })
         })
         .collect();

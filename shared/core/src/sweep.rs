@@ -46,6 +46,15 @@ pub struct SweepManifest {
 /// alphabetical order, the last varying fastest), then each explicit variant.
 pub fn expand(pipeline: &Pipeline) -> Vec<Variant> {
     let sweep = &pipeline.sweep;
+    if let Some(search) = &sweep.search {
+        // Slots only: each one's hyperparameters are suggested, and recorded, just before its launch.
+        return (0..search.budget.max(1))
+            .map(|i| Variant {
+                id: format!("v{i}"),
+                hyperparameters: BTreeMap::new(),
+            })
+            .collect();
+    }
     let mut points: Vec<BTreeMap<String, String>> = Vec::new();
     if !sweep.grid.is_empty() {
         points.push(BTreeMap::new());

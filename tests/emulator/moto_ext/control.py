@@ -178,6 +178,7 @@ def job_row(job: Any) -> dict[str, Any]:
         "failure_reason": job.failure_reason,
         "warm_pool_status": job.warm_pool,
         "final_metrics": {metric["MetricName"]: metric["Value"] for metric in job.final_metric_data_list},
+        "hyperparameters": job.request.get("HyperParameters", {}),
     }
 
 

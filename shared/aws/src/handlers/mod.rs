@@ -10,6 +10,7 @@ pub mod on_training;
 pub mod on_upload;
 pub mod reconcile;
 pub mod start_sweep;
+pub mod suggestions;
 pub mod sweep_state;
 pub mod sweeps;
 

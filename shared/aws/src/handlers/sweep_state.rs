@@ -39,7 +39,12 @@ pub async fn record_end(store: &Store, manifest: &SweepManifest, job: &JobObserv
         job: job.clone(),
         recorded_at: super::now_epoch(),
     };
-    store.put_once(&ended_key(manifest, job), &record).await
+    let created = store.put_once(&ended_key(manifest, job), &record).await?;
+    // An adaptive sweep's result joins the history only after the end is recorded: a retry writes it again.
+    if let Some(result) = retrain_core::search_records::result_key(manifest, job) {
+        store.put_once(&result, &job.training_job_name).await?;
+    }
+    Ok(created)
 }
 
 /// Every lane's state, from one listing of the sweep's records.

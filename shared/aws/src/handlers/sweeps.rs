@@ -200,6 +200,9 @@ pub async fn launch(
             return Ok(false);
         }
     };
+    if let Some(point) = super::suggestions::point(deps, manifest, launch.position).await? {
+        request.hyper_parameters.extend(retrain_core::search::hyperparameters(&point));
+    }
     if let Some(after) = &launch.after {
         request.tags.push(Tag {
             key: names::TAG_AFTER.to_owned(),

@@ -258,6 +258,9 @@ pub struct Sweep {
     /// Explicit variants, each a map of hyperparameters, trained after the grid.
     #[serde(default)]
     pub variants: Vec<BTreeMap<String, Scalar>>,
+    /// Adaptive search instead of `grid` and `variants`: each lane's next variant is suggested from the results so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<crate::search::Search>,
     /// How many training jobs of one sweep run at once (lanes).
     #[serde(default = "one")]
     pub max_parallel: u32,
@@ -281,6 +284,7 @@ impl Default for Sweep {
         Sweep {
             grid: BTreeMap::new(),
             variants: Vec::new(),
+            search: None,
             max_parallel: 1,
             max_retries: 1,
             max_queue_seconds: default_max_queue(),

@@ -148,6 +148,18 @@ impl<'a> Walker<'a> {
             ));
             return;
         }
+        // An optional section of the right kind: its own errors name the field.
+        let same_kind: Vec<&Value> = branches
+            .iter()
+            .filter(|b| {
+                let t = self.resolve(b).get("type");
+                t.is_some_and(|t| t != "null") && type_matches(t, doc) && matches!(doc, Value::Object(_))
+            })
+            .collect();
+        if let [branch] = same_kind[..] {
+            self.walk(branch, doc, path, errors);
+            return;
+        }
         // Scalars and nullable fields: one message naming what fits reads better
         // than the first branch's complaint.
         let all_scalar = branches.iter().all(|b| {

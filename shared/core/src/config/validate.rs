@@ -539,6 +539,9 @@ fn sweep(r: &mut Report, at: &str, p: &Pipeline) {
             "use at least 300 seconds, or leave it out (max_runtime_seconds plus one hour)",
         );
     }
+    if let Some(search) = &s.search {
+        self::search(r, &sat, p, search);
+    }
     let mut total: usize = 1;
     for (k, values) in &s.grid {
         r.check(
@@ -570,6 +573,81 @@ fn sweep(r: &mut Report, at: &str, p: &Pipeline) {
         || "static and grid hyperparameters exceed 100".to_owned(),
         "SageMaker accepts at most 100",
     );
+}
+
+fn search(r: &mut Report, sat: &str, p: &Pipeline, search: &crate::search::Search) {
+    use crate::search::{Param, MAX_BUDGET};
+    let s = &p.sweep;
+    let at = format!("{sat}.search");
+    r.check(
+        s.grid.is_empty() && s.variants.is_empty(),
+        &at,
+        || "is set together with `grid` or `variants`".to_owned(),
+        "use either `search` (suggested variants) or `grid`/`variants` (fixed ones), not both",
+    );
+    r.check(
+        (1..=MAX_BUDGET).contains(&search.budget),
+        &format!("{at}.budget"),
+        || format!("{} is out of range", search.budget),
+        "use 1-500 variants",
+    );
+    r.check(
+        !search.space.is_empty(),
+        &format!("{at}.space"),
+        || "is empty".to_owned(),
+        "name at least one hyperparameter with its range or choices",
+    );
+    r.check(
+        search.space.len() + p.training.hyperparameters.len() <= MAX_HYPERPARAMETERS,
+        &format!("{at}.space"),
+        || "static and searched hyperparameters exceed 100".to_owned(),
+        "SageMaker accepts at most 100",
+    );
+    for (name, param) in &search.space {
+        let path = format!("{at}.space.{name}");
+        r.check(
+            !p.training.hyperparameters.contains_key(name),
+            &path,
+            || "is also a static hyperparameter in `training.hyperparameters`".to_owned(),
+            "remove it from one of the two",
+        );
+        match param {
+            Param::Float { low, high, log } => {
+                r.check(
+                    low.is_finite() && high.is_finite() && low < high,
+                    &path,
+                    || format!("low {low} is not below high {high}"),
+                    "give finite bounds with low < high",
+                );
+                r.check(
+                    !*log || *low > 0.0,
+                    &format!("{path}.low"),
+                    || format!("{low} with `log: true`"),
+                    "a log scale needs low > 0",
+                );
+            }
+            Param::Int { low, high, log } => {
+                r.check(
+                    low < high,
+                    &path,
+                    || format!("low {low} is not below high {high}"),
+                    "give bounds with low < high",
+                );
+                r.check(
+                    !*log || *low >= 1,
+                    &format!("{path}.low"),
+                    || format!("{low} with `log: true`"),
+                    "a log scale needs low >= 1",
+                );
+            }
+            Param::Categorical { choices } => r.check(
+                !choices.is_empty(),
+                &format!("{path}.choices"),
+                || "has no values".to_owned(),
+                "list at least one choice",
+            ),
+        }
+    }
 }
 
 #[cfg(test)]

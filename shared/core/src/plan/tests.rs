@@ -233,3 +233,42 @@ proptest! {
         }
     }
 }
+
+/// The example with churn's grid replaced by a four-lane tpe search.
+fn search_config() -> Config {
+    let yaml = EXAMPLE
+        .replacen(
+            "    sweep:\n      grid:\n        eta: [0.1, 0.3, 0.5]\n        max_depth: [4, 6]\n      max_parallel: 2\n",
+            "    sweep:\n      search:\n        strategy: tpe\n        budget: 20\n        seed: 1\n        space:\n          eta: { type: float, low: 0.01, high: 0.5, log: true }\n          max_depth: { type: int, low: 3, high: 10 }\n      max_parallel: 4\n",
+            1,
+        );
+    parse(&yaml).expect("valid search config")
+}
+
+#[test]
+fn an_adaptive_sweep_plans_the_first_suggestion_of_each_lane() {
+    let request = json!({"kind": "start-sweep", "pipeline": "churn", "request_id": "r-1"});
+    let config = search_config();
+    let p = plan(&config, &request, &ctx());
+    let jobs = training_jobs(&p);
+    assert_eq!(jobs.len(), 4, "one per lane");
+    let mut m = SweepManifest::new(
+        &config.pipelines[0],
+        SweepTrigger {
+            kind: "request".into(),
+            id: "r-1".into(),
+            reason: None,
+        },
+        None,
+        None,
+    )
+    .expect("manifest");
+    m.mount_name = Some("m".into());
+    for (job, s) in jobs.iter().zip(crate::search_records::first_suggestions(&m)) {
+        assert_eq!(job.hyper_parameters["eta"], s.point["eta"].to_hyperparameter());
+        assert_eq!(job.hyper_parameters["max_depth"], s.point["max_depth"].to_hyperparameter());
+        // The static hyperparameters stay.
+        assert_eq!(job.hyper_parameters["num_round"], "200");
+    }
+    assert_ne!(jobs[0].hyper_parameters["eta"], jobs[1].hyper_parameters["eta"]);
+}

@@ -257,3 +257,49 @@ fn unknown_fields_and_bad_values_are_reported_in_one_run() {
     assert_error(&errors, "pipelines[0].sweep.max_paralel", "did you mean");
     assert_error(&errors, "pipelines[0].training.instance_type", "ml.");
 }
+
+const SEARCH: &str = "    sweep:
+      search:
+        strategy: tpe
+        budget: 30
+        seed: 7
+        space:
+          eta: { type: float, low: 0.01, high: 0.5, log: true }
+          max_depth: { type: int, low: 3, high: 10 }
+          booster: { type: categorical, choices: [gbtree, dart] }
+";
+
+#[test]
+fn a_search_section_parses() {
+    let yaml = example_with(
+        "    sweep:\n      grid:\n        eta: [0.1, 0.3, 0.5]\n        max_depth: [4, 6]\n",
+        SEARCH,
+    );
+    let config = parse(&yaml).expect("search config is valid");
+    let search = config.pipelines[0].sweep.search.as_ref().expect("search");
+    assert_eq!((search.budget, search.seed, search.space.len()), (30, 7, 3));
+}
+
+#[test]
+fn search_excludes_grid_and_names_bad_ranges() {
+    let yaml = example_with(
+        "    sweep:\n      grid:\n",
+        "    sweep:\n      search:\n        strategy: tpe\n        budget: 0\n        space:\n          lr: { type: float, low: 0, high: 1, log: true }\n          n: { type: int, low: 5, high: 5 }\n          c: { type: categorical, choices: [] }\n      grid:\n",
+    );
+    let errors = errors_of(&yaml);
+    assert_error(&errors, "pipelines[0].sweep.search", "together with `grid`");
+    assert_error(&errors, "pipelines[0].sweep.search.budget", "out of range");
+    assert_error(&errors, "pipelines[0].sweep.search.space.lr.low", "log: true");
+    assert_error(&errors, "pipelines[0].sweep.search.space.n", "not below high");
+    assert_error(&errors, "pipelines[0].sweep.search.space.c.choices", "no values");
+}
+
+#[test]
+fn an_unknown_strategy_is_named() {
+    let yaml = example_with(
+        "    sweep:\n      grid:\n        eta: [0.1, 0.3, 0.5]\n        max_depth: [4, 6]\n",
+        &SEARCH.replace("strategy: tpe", "strategy: bayes"),
+    );
+    let errors = errors_of(&yaml);
+    assert!(errors.iter().any(|e| e.contains("bayes")), "{errors:#?}");
+}

@@ -221,7 +221,7 @@ impl World {
         let upload_queue = queue(&clients, "retrain-uploads").await;
         let watch_queue = queue(&clients, "retrain-watch").await;
         let tick_queue = queue(&clients, "retrain-ticks").await;
-        // S3 → SQS, as the one-time bucket step in the README sets up.
+        // S3 → SQS, as the one-time bucket step in docs/deploying.md sets up.
         clients
             .s3
             .put_bucket_notification_configuration()

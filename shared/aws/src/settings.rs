@@ -38,7 +38,7 @@ impl Settings {
         let missing: Vec<&str> = vars.iter().copied().filter(|v| get(v).is_none()).collect();
         if !missing.is_empty() {
             return Err(Error::Setup(format!(
-                "environment variable(s) {} not set: deploy with template.yaml, or set them for a local run (see README, \"Try it locally\")",
+                "environment variable(s) {} not set: deploy with template.yaml, or set them for a local run (see docs/local.md)",
                 missing.join(", ")
             )));
         }

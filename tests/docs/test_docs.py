@@ -1,4 +1,7 @@
-"""The README checked against the code, so that it cannot drift.
+"""The README and docs/ checked against the code, so that they cannot drift.
+
+- the README is a quick start: at most 250 lines, its first screen shows
+  exactly the two commands (`make demo`, `make test`);
 
 - the configuration reference documents every field of `retrain schema`, no
   field that is not in it, and each field's default;
@@ -8,12 +11,16 @@
 - every parameter of template.yaml is documented, with its default;
 - the retry table, the environment variables and the metrics match the code;
 - every offline `retrain` command in a code block runs with the exit code the
-  README states (0, or the `# exits N` comment), and output shown right after
+  docs state (0, or the `# exits N` comment), and output shown right after
   a single command is what the command prints;
 - a code block with `aws` or `sam` commands against an AWS account is marked
   `<!-- not run: needs an AWS account -->`, and any other block whose
   commands no test runs says why with `<!-- not run: ... -->`;
 - internal links point to existing headings and files.
+
+Each fact lives in one document (the configuration reference in
+docs/configuration.md, the events in docs/events.md, ...); the command and
+link checks cover every document.
 
 Run with `python3 -m pytest tests/docs -q` from the repository root. The
 tests that run `retrain` need it built (`cargo build -p retrain-cli`, into
@@ -36,6 +43,15 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
+DOCS_DIR = ROOT / "docs"
+CONFIGURATION = DOCS_DIR / "configuration.md"
+EVENTS = DOCS_DIR / "events.md"
+DEPLOYING = DOCS_DIR / "deploying.md"
+HOW_IT_WORKS = DOCS_DIR / "how-it-works.md"
+OPERATIONS = DOCS_DIR / "operations.md"
+README_MAX_LINES = 250
+# What a terminal shows before scrolling.
+FIRST_SCREEN_LINES = 40
 EXAMPLE = ROOT / "examples" / "pipelines.yaml"
 EVENT_SCHEMAS = ROOT / "events" / "domain" / "schemas.json"
 TEMPLATE = ROOT / "template.yaml"
@@ -72,12 +88,24 @@ class Section:
     rows: list[list[str]] = field(default_factory=list)
 
 
-def readme_lines() -> list[str]:
-    return README.read_text(encoding="utf-8").splitlines()
+def documents() -> list[Path]:
+    return [README, *sorted(DOCS_DIR.glob("*.md"))]
 
 
-def blocks(lines: list[str] | None = None) -> list[Block]:
-    lines = lines if lines is not None else readme_lines()
+def doc_lines(doc: Path) -> list[str]:
+    return doc.read_text(encoding="utf-8").splitlines()
+
+
+def all_text() -> str:
+    return "\n".join(d.read_text(encoding="utf-8") for d in documents())
+
+
+def name(doc: Path) -> str:
+    return str(doc.relative_to(ROOT))
+
+
+def blocks(doc: Path) -> list[Block]:
+    lines = doc_lines(doc)
     out: list[Block] = []
     i = 0
     while i < len(lines):
@@ -112,8 +140,8 @@ def outside_code(lines: list[str]) -> list[bool]:
     return prose
 
 
-def sections(level: int) -> list[Section]:
-    lines = readme_lines()
+def sections(doc: Path, level: int) -> list[Section]:
+    lines = doc_lines(doc)
     prose = outside_code(lines)
     heads = [
         (i, len(m.group(1)), m.group(2).strip())
@@ -131,9 +159,9 @@ def sections(level: int) -> list[Section]:
     return out
 
 
-def section(title: str, level: int = 2) -> Section:
-    found = [s for s in sections(level) if s.title == title]
-    assert found, f"README has no {'#' * level} {title} section"
+def section(doc: Path, title: str, level: int = 1) -> Section:
+    found = [s for s in sections(doc, level) if s.title == title]
+    assert found, f"{name(doc)} has no {'#' * level} {title} section"
     return found[0]
 
 
@@ -260,7 +288,7 @@ def rendered_default(value: Any) -> str | None:
 
 @pytest.fixture(scope="module")
 def documented_fields() -> dict[str, str]:
-    ref = section("Configuration reference")
+    ref = section(CONFIGURATION, "Configuration reference")
     fields = table_column(ref.rows, "Default")
     assert fields, "the configuration reference has no field tables"
     return fields
@@ -270,8 +298,8 @@ def test_every_schema_field_is_documented_and_nothing_else(retrain: Path, docume
     in_schema = set(schema_fields(run_json(retrain, "schema")))
     missing = sorted(in_schema - set(documented_fields))
     extra = sorted(set(documented_fields) - in_schema)
-    assert not missing, f"fields in `retrain schema` but not in the README's configuration reference: {missing}"
-    assert not extra, f"fields in the README's configuration reference that `retrain schema` does not have: {extra}"
+    assert not missing, f"fields in `retrain schema` but not in docs/configuration.md: {missing}"
+    assert not extra, f"fields in docs/configuration.md that `retrain schema` does not have: {extra}"
 
 
 def test_documented_defaults_match_the_schema(retrain: Path, documented_fields: dict[str, str]) -> None:
@@ -282,26 +310,26 @@ def test_documented_defaults_match_the_schema(retrain: Path, documented_fields: 
             continue  # reported by the test above
         if required:
             if cell != "required":
-                problems.append(f"{path}: required in the schema, README says {cell!r}")
+                problems.append(f"{path}: required in the schema, the docs say {cell!r}")
         elif "default" in node:
             shown = rendered_default(node["default"])
             if shown is None:
                 if cell in ("required", "—"):
-                    problems.append(f"{path}: has a default, README says {cell!r}")
+                    problems.append(f"{path}: has a default, the docs say {cell!r}")
             elif f"`{shown}`" not in cell:
-                problems.append(f"{path}: default is `{shown}`, README says {cell!r}")
+                problems.append(f"{path}: default is `{shown}`, the docs say {cell!r}")
         elif cell != "—":
-            problems.append(f"{path}: optional without a default (write —), README says {cell!r}")
+            problems.append(f"{path}: optional without a default (write —), the docs say {cell!r}")
     assert not problems, "\n".join(problems)
 
 
 def test_the_full_example_is_examples_pipelines_yaml_verbatim() -> None:
     example = EXAMPLE.read_text(encoding="utf-8")
-    yaml_blocks = [b for b in blocks() if b.lang == "yaml"]
+    yaml_blocks = [b for b in blocks(CONFIGURATION) if b.lang == "yaml"]
     assert any(b.text == example for b in yaml_blocks), (
-        "no ```yaml block in README.md equals examples/pipelines.yaml; copy the file into the Full example section"
+        "no ```yaml block in docs/configuration.md equals examples/pipelines.yaml; copy the file into the Full example section"
     )
-    ref = section("Configuration reference")
+    ref = section(CONFIGURATION, "Configuration reference")
     assert any(ref.start < b.start < ref.end and b.text == example for b in yaml_blocks), (
         "the verbatim example belongs in the Configuration reference section"
     )
@@ -312,18 +340,18 @@ def test_the_full_example_is_examples_pipelines_yaml_verbatim() -> None:
 
 def test_every_domain_event_has_a_section_listing_its_detail_fields() -> None:
     schemas = json.loads(EVENT_SCHEMAS.read_text(encoding="utf-8"))
-    events = section("Domain events")
-    subsections = {s.title: s for s in sections(3) if events.start < s.start < events.end}
-    lines = readme_lines()
+    events = section(EVENTS, "Domain events")
+    subsections = {s.title: s for s in sections(EVENTS, 2) if events.start < s.start < events.end}
+    lines = doc_lines(EVENTS)
     problems = []
     for detail_type, schema in schemas.items():
         s = subsections.get(detail_type)
         if s is None:
-            problems.append(f"no `### {detail_type}` section under Domain events")
+            problems.append(f"no `## {detail_type}` section in docs/events.md")
             continue
         body = "\n".join(lines[s.start : s.end])
         example = f"events/domain/{detail_type}.json"
-        if example not in body:
+        if f"../{example}" not in body:
             problems.append(f"{detail_type}: the section does not point to {example}")
         if not (ROOT / example).is_file():
             problems.append(f"{detail_type}: {example} does not exist")
@@ -331,7 +359,7 @@ def test_every_domain_event_has_a_section_listing_its_detail_fields() -> None:
         fields = set(schema.get("properties", {}))
         if listed != fields:
             problems.append(
-                f"{detail_type}: README lists {sorted(listed)}, the schema has {sorted(fields)} "
+                f"{detail_type}: docs/events.md lists {sorted(listed)}, the schema has {sorted(fields)} "
                 f"(missing {sorted(fields - listed)}, extra {sorted(listed - fields)})"
             )
     stale = [t for t in subsections if re.fullmatch(r"[A-Z][a-z]+(?:[A-Z][a-z]+)+", t) and t not in schemas]
@@ -366,27 +394,27 @@ _CfnLoader.add_multi_constructor("!", _any_tag)
 
 def test_every_template_parameter_is_documented_with_its_default() -> None:
     params: dict[str, dict] = yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=_CfnLoader)["Parameters"]
-    documented = table_column(section("Deploying").rows, "What it is")
+    documented = table_column(section(DEPLOYING, "Deploying").rows, "What it is")
     missing = sorted(set(params) - set(documented))
     extra = sorted(set(documented) - set(params))
-    assert not missing, f"template.yaml parameters missing from the README's parameter table: {missing}"
-    assert not extra, f"README documents parameters that template.yaml does not have: {extra}"
+    assert not missing, f"template.yaml parameters missing from the parameter table in docs/deploying.md: {missing}"
+    assert not extra, f"docs/deploying.md documents parameters that template.yaml does not have: {extra}"
     table = _param_defaults()
     problems = []
     for name, spec in params.items():
         cell = table[name]
         if "Default" not in spec:
             if cell != "required":
-                problems.append(f"{name}: no default in template.yaml, README says {cell!r}")
+                problems.append(f"{name}: no default in template.yaml, the docs say {cell!r}")
         else:
             shown = f"`{spec['Default']}`" if spec["Default"] != "" else '`""`'
             if cell != shown:
-                problems.append(f"{name}: default is {shown}, README says {cell!r}")
+                problems.append(f"{name}: default is {shown}, the docs say {cell!r}")
     assert not problems, "\n".join(problems)
 
 
 def _param_defaults() -> dict[str, str]:
-    return table_column(section("Deploying").rows, "Default")
+    return table_column(section(DEPLOYING, "Deploying").rows, "Default")
 
 
 # ------------------------------------------------------- facts from the code
@@ -399,7 +427,7 @@ def test_the_retry_table_is_the_one_in_failure_rs() -> None:
         source,
     )
     assert rules, "could not read RULES from failure.rs"
-    rows = [r for r in section("How it works").rows if len(r) >= 4]
+    rows = [r for r in section(HOW_IT_WORKS, "How it works").rows if len(r) >= 4]
     verbs = {"ReasonPrefix": "`FailureReason` starts with", "ReasonContains": "`FailureReason` contains", "Secondary": "`SecondaryStatus` is"}
     problems = []
     for status, matcher, text, klass, why in rules:
@@ -416,7 +444,7 @@ def test_every_environment_variable_is_documented() -> None:
     source = (ROOT / "shared" / "aws" / "src" / "settings.rs").read_text(encoding="utf-8")
     names = re.findall(r'pub const \w+_VAR: &str = "(\w+)";', source)
     assert len(names) >= 5, "could not read the variable names from settings.rs"
-    text = README.read_text(encoding="utf-8")
+    text = all_text()
     missing = [n for n in names + ["AWS_ENDPOINT_URL", "AWS_REGION"] if f"`{n}`" not in text]
     assert not missing, f"environment variables not documented: {missing}"
 
@@ -428,10 +456,10 @@ def test_every_metric_and_dimension_is_documented() -> None:
     metrics = set(re.findall(r'metric\("(\w+)"\)', source)) | set(re.findall(r'\{"Name": "(\w+)", "Unit"', source))
     dimensions = re.search(r'"Dimensions": \[\[([^\]]+)\]\]', source)
     assert metrics and dimensions, "could not read the metrics from telemetry.rs"
-    metrics_section = section("Metrics", 3)
+    metrics_section = section(OPERATIONS, "Metrics", 2)
     documented = set(table_column(metrics_section.rows, "Meaning"))
-    assert documented == metrics, f"README metrics {sorted(documented)} != telemetry.rs {sorted(metrics)}"
-    body = "\n".join(readme_lines()[metrics_section.start : metrics_section.end])
+    assert documented == metrics, f"docs/operations.md metrics {sorted(documented)} != telemetry.rs {sorted(metrics)}"
+    body = "\n".join(doc_lines(OPERATIONS)[metrics_section.start : metrics_section.end])
     for word in [namespace.group(1), *re.findall(r'"(\w+)"', dimensions.group(1))]:
         assert f"`{word}`" in body, f"`{word}` is not named in the Metrics section"
 
@@ -473,23 +501,23 @@ def expected_exit(command: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-def shell_blocks() -> list[Block]:
-    return [b for b in blocks() if b.lang in SHELL_LANGS]
+def shell_blocks() -> list[tuple[Path, Block]]:
+    return [(d, b) for d in documents() for b in blocks(d) if b.lang in SHELL_LANGS]
 
 
 def test_aws_and_sam_commands_are_marked_as_needing_an_account() -> None:
     problems = []
-    for b in shell_blocks():
+    for d, b in shell_blocks():
         for command in command_lines(b):
             if calls_aws_account(command) and b.marker != ACCOUNT_MARKER:
-                problems.append(f"README line {b.start + 1}: `{command[:60]}` needs {ACCOUNT_MARKER} before its block")
+                problems.append(f"{name(d)} line {b.start + 1}: `{command[:60]}` needs {ACCOUNT_MARKER} before its block")
     assert not problems, "\n".join(problems)
 
 
 def test_every_unmarked_command_is_run_by_a_test_or_by_ci() -> None:
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     problems = []
-    for b in shell_blocks():
+    for d, b in shell_blocks():
         if b.marker:
             continue
         for command in command_lines(b):
@@ -500,7 +528,7 @@ def test_every_unmarked_command_is_run_by_a_test_or_by_ci() -> None:
                     problems.append(f"`{bare}`: the Makefile has no {target} target")
             elif not runs_retrain(command):
                 problems.append(
-                    f"README line {b.start + 1}: `{command[:60]}` runs in no test; "
+                    f"{name(d)} line {b.start + 1}: `{command[:60]}` runs in no test; "
                     "mark its block with <!-- not run: <why> --> or move it"
                 )
     assert not problems, "\n".join(problems)
@@ -517,18 +545,17 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def offline_commands() -> list[tuple[Block, str]]:
-    return [(b, c) for b in shell_blocks() if not b.marker for c in command_lines(b) if runs_retrain(c)]
+    return [(b, c) for _, b in shell_blocks() if not b.marker for c in command_lines(b) if runs_retrain(c)]
 
 
 def test_the_readme_shows_offline_retrain_commands() -> None:
     shown = " ".join(c for _, c in offline_commands())
     for sub in ("retrain validate", "retrain schema", "retrain plan"):
-        assert sub in shown, f"no runnable `{sub}` example in README.md"
+        assert sub in shown, f"no runnable `{sub}` example in the README or docs/"
 
 
-@pytest.mark.parametrize("command", [c for _, c in offline_commands()])
-def test_offline_retrain_command_runs_as_documented(retrain: Path, workdir: Path, command: str) -> None:
-    done = subprocess.run(
+def run_offline(retrain: Path, workdir: Path, command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         ["bash", "-o", "pipefail", "-c", command],
         cwd=workdir,
         env=offline_env(retrain.parent),
@@ -536,17 +563,22 @@ def test_offline_retrain_command_runs_as_documented(retrain: Path, workdir: Path
         text=True,
         timeout=120,
     )
+
+
+@pytest.mark.parametrize("command", [c for _, c in offline_commands()])
+def test_offline_retrain_command_runs_as_documented(retrain: Path, workdir: Path, command: str) -> None:
+    done = run_offline(retrain, workdir, command)
     want = expected_exit(command)
     assert done.returncode == want, (
-        f"`{command}` exited {done.returncode}, README says {want}\nstdout: {done.stdout[-2000:]}\nstderr: {done.stderr[-2000:]}"
+        f"`{command}` exited {done.returncode}, the docs say {want}\nstdout: {done.stdout[-2000:]}\nstderr: {done.stderr[-2000:]}"
     )
 
 
 def shown_outputs() -> list[tuple[str, Block]]:
     """(command, the text block right after it) for blocks that hold a single offline command."""
-    all_blocks = blocks()
     out = []
-    for b, nxt in zip(all_blocks, all_blocks[1:]):
+    pairs = [(b, nxt) for d in documents() for b, nxt in zip(blocks(d), blocks(d)[1:])]
+    for b, nxt in pairs:
         if b.lang not in SHELL_LANGS or b.marker or nxt.lang != "text" or nxt.start - b.end > 2:
             continue
         commands = list(command_lines(b))
@@ -557,14 +589,7 @@ def shown_outputs() -> list[tuple[str, Block]]:
 
 @pytest.mark.parametrize("command,shown", shown_outputs(), ids=[c for c, _ in shown_outputs()])
 def test_shown_output_is_what_the_command_prints(retrain: Path, workdir: Path, command: str, shown: Block) -> None:
-    done = subprocess.run(
-        ["bash", "-o", "pipefail", "-c", command],
-        cwd=workdir,
-        env=offline_env(retrain.parent),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_offline(retrain, workdir, command)
     printed = [line.rstrip() for line in (done.stdout + done.stderr).splitlines()]
     at = 0
     for line in shown.lines:
@@ -573,7 +598,7 @@ def test_shown_output_is_what_the_command_prints(retrain: Path, workdir: Path, c
         try:
             at = printed.index(line.rstrip(), at) + 1
         except ValueError:
-            pytest.fail(f"`{command}` does not print (in this order) the README line:\n{line}")
+            pytest.fail(f"`{command}` does not print (in this order) the documented line:\n{line}")
 
 
 # -------------------------------------------------------------------- links
@@ -585,18 +610,43 @@ def slug(title: str) -> str:
     return s.replace(" ", "-")
 
 
-def test_internal_links_resolve() -> None:
-    text = README.read_text(encoding="utf-8")
-    lines = readme_lines()
+def anchors(doc: Path) -> set[str]:
+    lines = doc_lines(doc)
     prose = outside_code(lines)
-    anchors = {slug(m.group(1)) for i, line in enumerate(lines) if prose[i] and (m := re.match(r"^#{1,6} (.+)$", line))}
+    return {slug(m.group(1)) for i, line in enumerate(lines) if prose[i] and (m := re.match(r"^#{1,6} (.+)$", line))}
+
+
+@pytest.mark.parametrize("doc", documents(), ids=name)
+def test_internal_links_resolve(doc: Path) -> None:
     problems = []
-    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+    for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text(encoding="utf-8")):
         if target.startswith(("http://", "https://")):
             continue
-        if target.startswith("#"):
-            if target[1:] not in anchors:
-                problems.append(f"no heading for link {target}")
-        elif not (ROOT / target.split("#")[0]).exists():
+        path, _, fragment = target.partition("#")
+        linked = (doc.parent / path).resolve() if path else doc
+        if not linked.exists():
             problems.append(f"link to a missing file: {target}")
+        elif fragment and linked.suffix == ".md" and fragment not in anchors(linked):
+            problems.append(f"no heading for link {target}")
     assert not problems, "\n".join(problems)
+
+
+# ------------------------------------------------------------- quick start
+
+
+def test_the_readme_is_a_quick_start() -> None:
+    lines = doc_lines(README)
+    assert len(lines) <= README_MAX_LINES, (
+        f"README.md has {len(lines)} lines; keep it under {README_MAX_LINES} and move reference material to docs/"
+    )
+    first = [b for b in blocks(README) if b.start < FIRST_SCREEN_LINES and b.lang in SHELL_LANGS]
+    commands = [c.split("#")[0].strip() for b in first for c in command_lines(b)]
+    assert commands == ["make demo", "make test"], (
+        f"the README's first screen should show exactly `make demo` and `make test`, it shows {commands}"
+    )
+
+
+def test_every_document_is_linked_from_the_readme() -> None:
+    text = README.read_text(encoding="utf-8")
+    unlinked = [name(d) for d in documents()[1:] if f"]({name(d)}" not in text]
+    assert not unlinked, f"docs not linked from README.md: {unlinked}"

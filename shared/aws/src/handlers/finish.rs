@@ -35,7 +35,8 @@ pub async fn page(
     if part == 0 && deps.store.exists(&once_marker_key(&scope, "SweepCompleted")).await? {
         // A late duplicate, or the reconciler: the end is out; finish a
         // registration left open and make sure the sweep is closed.
-        super::register::after_sweep(deps, manifest, None, out).await?;
+        // Boxed: the registration's future is large and this one is nested deep.
+        Box::pin(super::register::after_sweep(deps, manifest, None, out)).await?;
         deps.store.delete(&open).await?;
         return Ok(Progress::Completed);
     }
@@ -100,7 +101,7 @@ pub async fn page(
     if deps.bus.publish_once(&deps.store, &scope, &event).await? {
         out.did(format!("sweep {} of {} completed", manifest.sweep_id, manifest.pipeline.name));
     }
-    super::register::after_sweep(deps, manifest, Some(&outcome), out).await?;
+    Box::pin(super::register::after_sweep(deps, manifest, Some(&outcome), out)).await?;
     deps.store.delete(&open).await?;
     Ok(Progress::Completed)
 }

@@ -515,7 +515,9 @@ fn promotion(r: &mut Report, at: &str, p: &Pipeline) {
     let Some(promotion) = &p.promotion else { return };
     let group = &promotion.model_package_group;
     let valid = (1..=63).contains(&group.len())
-        && group.split('-').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()));
+        && group
+            .split('-')
+            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()));
     r.check(
         valid,
         &format!("{at}.promotion.model_package_group"),

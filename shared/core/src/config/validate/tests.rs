@@ -261,7 +261,11 @@ fn unknown_fields_and_bad_values_are_reported_in_one_run() {
 #[test]
 fn a_promotion_needs_a_valid_group_name_and_a_non_negative_margin() {
     let errors = errors_of(&example_with("model_package_group: churn", "model_package_group: churn_models"));
-    assert_error(&errors, "pipelines[0].promotion.model_package_group", "not a valid model package group name");
+    assert_error(
+        &errors,
+        "pipelines[0].promotion.model_package_group",
+        "not a valid model package group name",
+    );
     let errors = errors_of(&example_with("min_improvement: 0.005", "min_improvement: -1"));
     assert_error(&errors, "pipelines[0].promotion.min_improvement", "not a margin");
 }

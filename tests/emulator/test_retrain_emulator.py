@@ -1327,3 +1327,55 @@ def test_sqs_redrives_to_the_dead_letter_queue(client):
     assert len(sqs.receive_message(QueueUrl=queue, VisibilityTimeout=0)["Messages"]) == 1
     assert "Messages" not in sqs.receive_message(QueueUrl=queue)
     assert [m["Body"] for m in sqs.receive_message(QueueUrl=dead)["Messages"]] == ["poison"]
+
+
+# --- SageMaker Model Registry ------------------------------------------------
+
+
+def create_package(sagemaker, group: str, token: str, **extra) -> str:
+    return sagemaker.create_model_package(
+        ModelPackageGroupName=group,
+        ClientToken=token,
+        InferenceSpecification={
+            "Containers": [{"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/xgb:1", "ModelDataUrl": "s3://m/model.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        **extra,
+    )["ModelPackageArn"]
+
+
+def test_model_packages_are_versioned_idempotent_per_client_token_and_listed_by_status(sagemaker):
+    with pytest.raises(ClientError) as raised:
+        sagemaker.describe_model_package_group(ModelPackageGroupName="churn")
+    assert error_code(raised) == "ValidationException"
+    sagemaker.create_model_package_group(ModelPackageGroupName="churn", Tags=[{"Key": "retrain:pipeline", "Value": "churn"}])
+    first = create_package(sagemaker, "churn", "sweep-1", ModelApprovalStatus="Approved")
+    again = create_package(sagemaker, "churn", "sweep-1", ModelApprovalStatus="Approved")
+    second = create_package(
+        sagemaker, "churn", "sweep-2", ModelApprovalStatus="PendingManualApproval", CustomerMetadataProperties={"sweep": "2"}
+    )
+    assert again == first and first.endswith("/churn/1") and second.endswith("/churn/2")
+    listed = sagemaker.list_model_packages(ModelPackageGroupName="churn", SortBy="CreationTime", SortOrder="Descending")
+    assert [p["ModelPackageArn"] for p in listed["ModelPackageSummaryList"]] == [second, first]
+    approved = sagemaker.list_model_packages(ModelPackageGroupName="churn", ModelApprovalStatus="Approved")
+    assert [p["ModelPackageArn"] for p in approved["ModelPackageSummaryList"]] == [first]
+    sagemaker.update_model_package(ModelPackageArn=second, ModelApprovalStatus="Rejected", ApprovalDescription="not better")
+    described = sagemaker.describe_model_package(ModelPackageName=second)
+    assert described["ModelApprovalStatus"] == "Rejected"
+    assert described["ApprovalDescription"] == "not better"
+    # An update changes only what it names.
+    assert described["CustomerMetadataProperties"] == {"sweep": "2"}
+    sagemaker.update_model_package(ModelPackageArn=second, ModelApprovalStatus="Rejected")
+    assert sagemaker.describe_model_package(ModelPackageName=second)["ApprovalDescription"] == "not better"
+    with pytest.raises(ClientError) as raised:
+        sagemaker.update_model_package(ModelPackageArn=second, ModelApprovalStatus="Maybe")
+    assert error_code(raised) == "ValidationException"
+
+
+def test_completed_jobs_report_model_artifacts_and_billable_time(sagemaker, control):
+    sagemaker.create_training_job(**training_request("train-1"))
+    control("POST", "sagemaker/jobs/train-1/complete", {"metrics": {"validation:auc": 0.9}})
+    described = sagemaker.describe_training_job(TrainingJobName="train-1")
+    assert described["ModelArtifacts"]["S3ModelArtifacts"].endswith("/train-1/output/model.tar.gz")
+    assert described["BillableTimeInSeconds"] > 0

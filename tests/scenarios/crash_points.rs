@@ -4,6 +4,7 @@
 //! invocation acknowledges nothing: SQS and EventBridge deliver its message
 //! again. Every run must end in the fault-free end state.
 
+use retrain_core::config::{Approval, Promotion};
 use retrain_tests::crash::Mode;
 use retrain_tests::world::{Options, Target, World};
 use serde_json::{json, Value};
@@ -41,6 +42,7 @@ fn end_state(world: &World) -> EndState {
         "TrainingJobLaunched",
         "VariantRetried",
         "SweepCompleted",
+        "ModelRegistered",
     ];
     let events = types.iter().map(|t| (t.to_string(), world.published_once(t).len())).collect();
     let mut completed = BTreeMap::new();
@@ -134,6 +136,50 @@ async fn run(world: &mut World) -> Vec<String> {
 }
 
 /// What is still open or pending in the artifacts bucket.
+/// Per model package group, the approval status of every package, oldest first.
+async fn packages(world: &World) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for group in ["churn", "fraud"] {
+        let listed = world
+            .clients
+            .sagemaker
+            .list_model_packages()
+            .model_package_group_name(group)
+            .sort_by(aws_sdk_sagemaker::types::ModelPackageSortBy::CreationTime)
+            .send()
+            .await
+            .expect("list packages");
+        let statuses = listed
+            .model_package_summary_list()
+            .iter()
+            .map(|p| p.model_approval_status().map(|s| s.as_str().to_owned()).unwrap_or_default())
+            .collect();
+        out.insert(group.to_owned(), statuses);
+    }
+    out
+}
+
+/// Both pipelines register their best model: churn approved by the gate, fraud-efs left for a person.
+fn promote(world: &mut World) {
+    world.reconfigure(|config| {
+        for p in &mut config.pipelines {
+            let (group, approval) = if p.name == "churn" {
+                ("churn", Approval::Auto)
+            } else {
+                ("fraud", Approval::Manual)
+            };
+            p.promotion = Some(Promotion {
+                model_package_group: group.to_owned(),
+                description: None,
+                tags: BTreeMap::new(),
+                min_improvement: 0.0,
+                improvement: Default::default(),
+                approval,
+            });
+        }
+    });
+}
+
 async fn left_open(world: &World) -> Vec<String> {
     let mut keys = world.artifact_keys("open/").await;
     keys.extend(world.artifact_keys("pending/").await);
@@ -163,8 +209,18 @@ async fn every_crash_point_ends_in_the_fault_free_state() {
         ..Options::default()
     })
     .await;
+    promote(&mut clean);
     let uploads = run(&mut clean).await;
     let expected = end_state(&clean);
+    let registered = packages(&clean).await;
+    assert_eq!(
+        registered,
+        BTreeMap::from([
+            ("churn".to_owned(), vec!["Approved".to_owned()]),
+            ("fraud".to_owned(), vec!["PendingManualApproval".to_owned()]),
+        ]),
+        "one package per sweep, gated"
+    );
     assert_eq!(
         expected.completed.len(),
         2,
@@ -189,6 +245,7 @@ async fn every_crash_point_ends_in_the_fault_free_state() {
             ..Options::default()
         })
         .await;
+        promote(&mut world);
         run(&mut world).await;
         let crashes = world.crashes.as_ref().map(|c| c.struck.clone()).unwrap_or_default();
         let got = end_state(&world);
@@ -208,6 +265,7 @@ async fn every_crash_point_ends_in_the_fault_free_state() {
         );
         assert_eq!(got.completed, expected.completed, "every sweep announced its end ({context})");
         assert!(one_id_per_sweep(&world), "one event id per sweep's SweepCompleted ({context})");
+        assert_eq!(packages(&world).await, registered, "exactly one package per sweep ({context})");
         assert!(open.is_empty(), "nothing left open after the reconciler: {open:?} ({context})");
         let most = world.deliveries.values().max_by_key(|(n, _)| *n).cloned().unwrap_or_default();
         assert!(

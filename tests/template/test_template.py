@@ -575,3 +575,16 @@ def test_every_checkov_skip_is_justified(tpl: dict) -> None:
     for name, skip in skips:
         assert re.fullmatch(r"CKV_AWS_\d+", str(skip.get("id", ""))), f"{name}: {skip}"
         assert len(str(skip.get("comment", ""))) >= 40, f"{name} skips {skip.get('id')} without a reason"
+
+
+def test_model_registry_writes_are_scoped_to_the_configured_groups(tpl):
+    for fn in (*SWEEP_FUNCTIONS, "ReconcileFunction"):
+        statements_ = function_policy_statements(tpl, fn)
+        (registry,) = [s for s in statements_ if "sagemaker:CreateModelPackage" in actions(s)]
+        text = str(registry["Resource"])
+        assert "ModelPackageGroupNames" in text and ":model-package-group/" in text and ":model-package/" in text
+        assert "*" not in list(string_leaves(registry["Resource"]))
+        # AddTags on training jobs and groups only: never on every resource.
+        for statement in statements_:
+            if "sagemaker:AddTags" in actions(statement):
+                assert "*" not in list(string_leaves(statement.get("Resource"))), fn

@@ -6,6 +6,7 @@ use crate::config::Direction;
 use crate::lanes::VariantResult;
 pub use crate::messages::ImportCompleted;
 use crate::names;
+use crate::promotion::ApprovalStatus;
 use crate::requests::PutEventsEntry;
 use crate::sweep::SweepTrigger;
 use schemars::JsonSchema;
@@ -93,6 +94,29 @@ pub struct SweepCompleted {
     pub results: String,
 }
 
+/// `ModelRegistered`: the sweep's best model is a package in the SageMaker
+/// Model Registry, with the approval status the promotion gate gave it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ModelRegistered {
+    pub pipeline: String,
+    pub sweep_id: String,
+    pub model_package_group: String,
+    pub model_package_arn: String,
+    /// `Approved`, `Rejected` or `PendingManualApproval`.
+    pub status: ApprovalStatus,
+    pub training_job_name: String,
+    pub metric: String,
+    pub value: f64,
+    /// The Approved package it was compared with; none for the group's first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production_package_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production_value: Option<f64>,
+    pub passed_gate: bool,
+    /// The comparison, in words.
+    pub reason: String,
+}
+
 /// `LaunchDeferred`: SageMaker refused a launch for a quota or throttling;
 /// the sweep's lanes try again with backoff until `sweep.max_queue_seconds`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -161,6 +185,7 @@ pub enum DomainEvent {
     TrainingJobLaunched(JobLaunched),
     VariantRetried(VariantRetried),
     SweepCompleted(SweepCompleted),
+    ModelRegistered(ModelRegistered),
     SweepBlocked(SweepBlocked),
     LaunchDeferred(LaunchDeferred),
     ImportStalled(ImportStalled),
@@ -168,7 +193,7 @@ pub enum DomainEvent {
 }
 
 /// The detail-types, for documentation and tests.
-pub const DETAIL_TYPES: [&str; 11] = [
+pub const DETAIL_TYPES: [&str; 12] = [
     "DataImportStarted",
     "DataImportCompleted",
     "DataImportFailed",
@@ -176,6 +201,7 @@ pub const DETAIL_TYPES: [&str; 11] = [
     "TrainingJobLaunched",
     "VariantRetried",
     "SweepCompleted",
+    "ModelRegistered",
     "SweepBlocked",
     "LaunchDeferred",
     "ImportStalled",
@@ -195,6 +221,7 @@ impl DomainEvent {
             DomainEvent::TrainingJobLaunched(_) => "TrainingJobLaunched",
             DomainEvent::VariantRetried(_) => "VariantRetried",
             DomainEvent::SweepCompleted(_) => "SweepCompleted",
+            DomainEvent::ModelRegistered(_) => "ModelRegistered",
             DomainEvent::SweepBlocked(_) => "SweepBlocked",
             DomainEvent::LaunchDeferred(_) => "LaunchDeferred",
             DomainEvent::ImportStalled(_) => "ImportStalled",
@@ -254,6 +281,7 @@ pub fn detail_schemas() -> serde_json::Value {
     put("TrainingJobLaunched", schemars::schema_for!(JobLaunched));
     put("VariantRetried", schemars::schema_for!(VariantRetried));
     put("SweepCompleted", schemars::schema_for!(SweepCompleted));
+    put("ModelRegistered", schemars::schema_for!(ModelRegistered));
     put("SweepBlocked", schemars::schema_for!(SweepBlocked));
     put("LaunchDeferred", schemars::schema_for!(LaunchDeferred));
     put("ImportStalled", schemars::schema_for!(ImportStalled));

@@ -13,6 +13,7 @@ pub mod names;
 pub mod pending;
 pub mod plan;
 pub mod preflight;
+pub mod promotion;
 pub mod requests;
 pub mod s3_uri;
 pub mod search;

@@ -10,6 +10,12 @@ control API ends it.
 The control API can also make the service stricter, as it is on AWS:
 per-instance-type quotas (ResourceLimitExceeded) and a ListTrainingJobs that
 lags behind DescribeTrainingJob (the list is eventually consistent).
+
+Model packages: moto creates a second package for a repeated ClientToken and
+UpdateModelPackage clears CustomerMetadataProperties and ApprovalDescription
+when the request leaves them out. Here a repeated ClientToken in a group
+answers the package it created (the API's idempotency) and an update changes
+only what it names, as on AWS.
 """
 
 import copy
@@ -353,6 +359,40 @@ class EmulatedSageMakerBackend(SageMakerModelBackend):
             self.training_jobs[job.training_job_name] = job
             self._observe_concurrency()
             return job
+
+    def create_model_package(self, **request: Any) -> str:  # type: ignore[override]
+        with self.lock:
+            token, group = request.get("client_token"), request.get("model_package_group_name")
+            if token:
+                for package in self.model_packages.values():
+                    if package.client_token == token and package.model_package_group_name == group:
+                        return package.arn
+            return super().create_model_package(**request)
+
+    def update_model_package(  # type: ignore[override]
+        self,
+        model_package_arn: str,
+        model_approval_status: str | None,
+        approval_description: str | None,
+        customer_metadata_properties: dict[str, str] | None,
+        customer_metadata_properties_to_remove: list[str],
+        additional_inference_specifications_to_add: list[Any] | None,
+    ) -> str:
+        with self.lock:
+            package = self.describe_model_package(model_package_arn)
+            kept_description = package.approval_description
+            kept_metadata = dict(package.customer_metadata_properties or {})
+            arn = super().update_model_package(
+                model_package_arn,
+                model_approval_status,
+                approval_description,
+                {**kept_metadata, **(customer_metadata_properties or {})},
+                customer_metadata_properties_to_remove,
+                additional_inference_specifications_to_add,
+            )
+            if approval_description is None:
+                package.approval_description = kept_description
+            return arn
 
     def _check_quota(self, job: EmulatedTrainingJob) -> None:
         """ResourceLimitExceeded when the InProgress jobs of the job's instance

@@ -3,6 +3,7 @@
 pub mod bus;
 pub mod fsx;
 pub mod network;
+pub mod registry;
 pub mod sagemaker;
 pub mod store;
 pub mod timers;

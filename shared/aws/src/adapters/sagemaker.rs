@@ -9,7 +9,7 @@ use tracing::instrument;
 
 #[derive(Clone, Debug)]
 pub struct SageMaker {
-    client: aws_sdk_sagemaker::Client,
+    pub(crate) client: aws_sdk_sagemaker::Client,
 }
 
 /// What `CreateTrainingJob` answered.
@@ -38,6 +38,8 @@ pub struct JobDetails {
     pub billable_seconds: Option<i64>,
     /// `WarmPoolStatus.ReusedByJob`: the later job that started on this job's warm pool.
     pub warm_pool_reused_by: Option<String>,
+    /// `ModelArtifacts.S3ModelArtifacts`.
+    pub model_artifacts: Option<String>,
 }
 
 impl SageMaker {
@@ -217,6 +219,7 @@ impl SageMaker {
                 .collect(),
             billable_seconds: out.billable_time_in_seconds().map(i64::from),
             warm_pool_reused_by: out.warm_pool_status().and_then(|w| w.reused_by_job()).map(str::to_owned),
+            model_artifacts: out.model_artifacts().and_then(|m| m.s3_model_artifacts()).map(str::to_owned),
         })
     }
 }

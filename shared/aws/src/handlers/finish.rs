@@ -33,7 +33,10 @@ pub async fn page(
     let scope = event_scope(manifest);
     let open = open_sweep_key(&manifest.pipeline.name, &manifest.sweep_id);
     if part == 0 && deps.store.exists(&once_marker_key(&scope, "SweepCompleted")).await? {
-        // A late duplicate: the end is out; make sure the sweep is closed.
+        // A late duplicate, or the reconciler: the end is out; finish a
+        // registration left open and make sure the sweep is closed.
+        // Boxed: the registration's future is large and this one is nested deep.
+        Box::pin(super::register::after_sweep(deps, manifest, None, out)).await?;
         deps.store.delete(&open).await?;
         return Ok(Progress::Completed);
     }
@@ -98,6 +101,7 @@ pub async fn page(
     if deps.bus.publish_once(&deps.store, &scope, &event).await? {
         out.did(format!("sweep {} of {} completed", manifest.sweep_id, manifest.pipeline.name));
     }
+    Box::pin(super::register::after_sweep(deps, manifest, Some(&outcome), out)).await?;
     deps.store.delete(&open).await?;
     Ok(Progress::Completed)
 }

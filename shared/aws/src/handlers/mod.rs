@@ -9,6 +9,7 @@ pub mod on_import;
 pub mod on_training;
 pub mod on_upload;
 pub mod reconcile;
+pub mod register;
 pub mod start_sweep;
 pub mod suggestions;
 pub mod sweep_state;

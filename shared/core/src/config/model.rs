@@ -38,6 +38,54 @@ pub struct Pipeline {
     /// How imports into FSx for Lustre are watched.
     #[serde(default)]
     pub import: ImportSettings,
+    /// Register each sweep's best model in the SageMaker Model Registry, approved only when it beats production.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<Promotion>,
+}
+
+/// The SageMaker Model Registry group a sweep's best model is registered in, and the gate to production.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Promotion {
+    /// Model package group name (created, tagged, if missing), 1-63 letters, digits and hyphens.
+    pub model_package_group: String,
+    /// The group's description when retrain creates it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Tags of the group when retrain creates it (besides `retrain:pipeline`).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// How much the objective must beat the Approved package's value, in the objective's direction (0: strictly better).
+    #[serde(default)]
+    pub min_improvement: f64,
+    /// `absolute` (metric units) or `relative` (a fraction of the production value).
+    #[serde(default)]
+    pub improvement: Improvement,
+    /// `manual`: packages wait in PendingManualApproval with the comparison; `auto`: Approved when the gate passes, Rejected otherwise.
+    #[serde(default)]
+    pub approval: Approval,
+}
+
+/// How `min_improvement` is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Improvement {
+    /// In the metric's own units.
+    #[default]
+    Absolute,
+    /// As a fraction of the production value (0.01 = 1 %).
+    Relative,
+}
+
+/// Who approves a registered package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    /// A person: the package is PendingManualApproval, its description states the comparison.
+    #[default]
+    Manual,
+    /// The gate: Approved when it beats production, Rejected with the reason otherwise.
+    Auto,
 }
 
 /// Uploads that concern a pipeline: objects created in `bucket` under one of `prefixes`, ending with `suffix` if set.

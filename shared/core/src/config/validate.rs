@@ -105,6 +105,7 @@ fn pipeline(r: &mut Report, at: &str, p: &Pipeline) {
     vpc(r, at, p);
     training(r, at, p);
     sweep(r, at, p);
+    promotion(r, at, p);
     if let Some(expr) = &p.schedule {
         let ok = (expr.starts_with("rate(") || expr.starts_with("cron(")) && expr.ends_with(')');
         r.check(
@@ -508,6 +509,27 @@ fn hyperparameters(r: &mut Report, path: &str, hp: &BTreeMap<String, Scalar>) {
             "shorten it",
         );
     }
+}
+
+fn promotion(r: &mut Report, at: &str, p: &Pipeline) {
+    let Some(promotion) = &p.promotion else { return };
+    let group = &promotion.model_package_group;
+    let valid = (1..=63).contains(&group.len())
+        && group
+            .split('-')
+            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()));
+    r.check(
+        valid,
+        &format!("{at}.promotion.model_package_group"),
+        || format!("{group:?} is not a valid model package group name"),
+        "use 1-63 letters, digits and single hyphens, starting and ending with a letter or digit, and list it in the stack's ModelPackageGroupNames",
+    );
+    r.check(
+        promotion.min_improvement.is_finite() && promotion.min_improvement >= 0.0,
+        &format!("{at}.promotion.min_improvement"),
+        || format!("{} is not a margin", promotion.min_improvement),
+        "use 0 (strictly better) or a positive margin",
+    );
 }
 
 fn sweep(r: &mut Report, at: &str, p: &Pipeline) {

@@ -303,3 +303,15 @@ fn an_unknown_strategy_is_named() {
     let errors = errors_of(&yaml);
     assert!(errors.iter().any(|e| e.contains("bayes")), "{errors:#?}");
 }
+
+#[test]
+fn a_promotion_needs_a_valid_group_name_and_a_non_negative_margin() {
+    let errors = errors_of(&example_with("model_package_group: churn", "model_package_group: churn_models"));
+    assert_error(
+        &errors,
+        "pipelines[0].promotion.model_package_group",
+        "not a valid model package group name",
+    );
+    let errors = errors_of(&example_with("min_improvement: 0.005", "min_improvement: -1"));
+    assert_error(&errors, "pipelines[0].promotion.min_improvement", "not a margin");
+}

@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 
-.PHONY: test fmt-check clippy cfn-lint checkov python-tests rust-tests venv demo bench bench-search
+.PHONY: test fmt-check clippy cfn-lint checkov python-tests rust-tests venv demo bench bench-search local
 
 ## The whole test suite: formatting, lints, template lint, Rust tests, then the
 ## emulator's, the template's and the demo's tests (the demo runs the function
@@ -49,6 +49,11 @@ rust-tests: venv
 demo: venv
 	cargo build -p on-upload -p on-import -p start-sweep -p on-training -p reconcile
 	$(VPY) tests/demo/demo.py --bin-dir $(CARGO_TARGET_DIR)/debug
+
+## The local loop of docs/local.md: the emulator and the demo's world, with the
+## functions' environment in retrain.local.env for `cargo lambda watch --env-file`.
+local: venv
+	$(VPY) tests/local/world.py --env-file retrain.local.env
 
 ## Performance figures, not tests (BENCHMARKS.md): cold starts and RSS of the
 ## release binaries against the emulator, a Python baseline, the largest SQS

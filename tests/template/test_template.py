@@ -490,12 +490,15 @@ def test_artifacts_bucket_is_private_encrypted_versioned_and_tls_only(tpl):
 # ---------------------------------------------------------------- functions
 
 
-def test_every_function_is_a_rust_arm64_al2023_build(tpl):
+def test_every_function_is_a_rust_al2023_build_for_the_architecture_parameter(tpl):
+    architecture = tpl["Parameters"]["Architecture"]
+    assert architecture["Default"] == "arm64"
+    assert architecture["AllowedValues"] == ["arm64", "x86_64"]
     functions = resources(tpl, "AWS::Serverless::Function")
     assert set(functions) == set(FUNCTIONS)
     for logical_id, binary in FUNCTIONS.items():
         assert function_setting(tpl, logical_id, "Runtime") == "provided.al2023", logical_id
-        assert function_setting(tpl, logical_id, "Architectures") == ["arm64"], logical_id
+        assert function_setting(tpl, logical_id, "Architectures") == [{"Ref": "Architecture"}], logical_id
         assert function_setting(tpl, logical_id, "Handler") == "bootstrap", logical_id
         assert function_setting(tpl, logical_id, "CodeUri") == ".", logical_id
         metadata = functions[logical_id]["Metadata"]

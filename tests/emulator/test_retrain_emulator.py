@@ -938,6 +938,34 @@ def quota_request(name: str, instance_type: str, count: int) -> dict:
     return request
 
 
+def test_an_instance_type_without_capacity_fails_its_jobs_while_starting(sagemaker, control):
+    assert control("POST", "sagemaker/capacity", {"ml.p4d.24xlarge": "any", "ml.g5.xlarge": "spot"}) == (
+        200,
+        {"no_capacity": {"ml.p4d.24xlarge": "any", "ml.g5.xlarge": "spot"}},
+    )
+    assert control("POST", "sagemaker/capacity", {"ml.g5.xlarge": "spot-only"})[0] == 400
+    sagemaker.create_training_job(**quota_request("p4d-1", "ml.p4d.24xlarge", 1))
+    failed = sagemaker.describe_training_job(TrainingJobName="p4d-1")
+    assert (failed["TrainingJobStatus"], failed["SecondaryStatus"]) == ("Failed", "Failed")
+    assert failed["FailureReason"].startswith("CapacityError: Unable to provision requested ML compute capacity")
+    assert [t["Status"] for t in failed["SecondaryStatusTransitions"]] == ["Starting", "Failed"]
+    spot = quota_request("g5-spot", "ml.g5.xlarge", 1)
+    spot["EnableManagedSpotTraining"] = True
+    spot["StoppingCondition"] = {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 3600}
+    sagemaker.create_training_job(**spot)
+    stopped = sagemaker.describe_training_job(TrainingJobName="g5-spot")
+    assert (stopped["TrainingJobStatus"], stopped["SecondaryStatus"]) == ("Stopped", "MaxWaitTimeExceeded")
+    # On-demand capacity of the same type is there; a removed rule frees the type.
+    sagemaker.create_training_job(**quota_request("g5-od", "ml.g5.xlarge", 1))
+    assert sagemaker.describe_training_job(TrainingJobName="g5-od")["TrainingJobStatus"] == "InProgress"
+    assert control("POST", "sagemaker/capacity", {"ml.p4d.24xlarge": None}) == (
+        200,
+        {"no_capacity": {"ml.g5.xlarge": "spot"}},
+    )
+    sagemaker.create_training_job(**quota_request("p4d-2", "ml.p4d.24xlarge", 1))
+    assert sagemaker.describe_training_job(TrainingJobName="p4d-2")["TrainingJobStatus"] == "InProgress"
+
+
 def test_quotas_answer_resource_limit_exceeded(sagemaker, control):
     assert control("POST", "sagemaker/quotas", {"ml.m5.xlarge": 0, "ml.g5.xlarge": 2}) == (
         200,

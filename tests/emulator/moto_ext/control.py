@@ -44,6 +44,7 @@ ROUTES = Map(
         Rule("/_retrain/sagemaker/jobs/<name>/event", methods=["GET"], endpoint="job_event"),
         Rule("/_retrain/sagemaker/list-lag", methods=["POST"], endpoint="set_list_lag"),
         Rule("/_retrain/sagemaker/quotas", methods=["POST"], endpoint="set_quotas"),
+        Rule("/_retrain/sagemaker/capacity", methods=["POST"], endpoint="set_capacity"),
         Rule("/_retrain/events", methods=["GET"], endpoint="list_events"),
         Rule("/_retrain/events/failures", methods=["POST"], endpoint="arm_event_failures"),
         Rule("/_retrain/s3/conflicts", methods=["POST"], endpoint="arm_s3_conflicts"),
@@ -236,6 +237,16 @@ def set_quotas(request: Request) -> Any:
     return {"quotas": sagemaker.set_quotas(changes)}
 
 
+def set_capacity(request: Request) -> Any:
+    changes = body(request)
+    for instance_type, market in changes.items():
+        if market is not None and market not in sagemaker.CAPACITY_MARKETS:
+            raise ControlError(
+                400, f"the market of {instance_type} must be one of {', '.join(sagemaker.CAPACITY_MARKETS)} or null"
+            )
+    return {"no_capacity": sagemaker.set_capacity(changes)}
+
+
 def arm_event_failures(request: Request) -> Any:
     payload = body(request)
     count = count_of(payload)
@@ -293,6 +304,7 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "job_event": job_event,
     "set_list_lag": set_list_lag,
     "set_quotas": set_quotas,
+    "set_capacity": set_capacity,
     "list_events": list_events,
     "arm_event_failures": arm_event_failures,
     "arm_s3_conflicts": arm_s3_conflicts,

@@ -92,6 +92,8 @@ class ServiceSettings:
         self.quotas: dict[str, int] = {}
         # How far ListTrainingJobs lags behind the jobs' real state.
         self.list_lag = datetime.timedelta(0)
+        # Instance type -> market ("on_demand", "spot" or "any") that has no capacity.
+        self.no_capacity: dict[str, str] = {}
 
 
 SETTINGS = ServiceSettings()
@@ -105,6 +107,23 @@ def set_quotas(changes: dict[str, int | None]) -> dict[str, int]:
         else:
             SETTINGS.quotas[instance_type] = quota
     return dict(SETTINGS.quotas)
+
+
+CAPACITY_MARKETS = ("on_demand", "spot", "any")
+CAPACITY_ERROR = (
+    "CapacityError: Unable to provision requested ML compute capacity. "
+    "Please retry using a different ML instance type."
+)
+
+
+def set_capacity(changes: dict[str, str | None]) -> dict[str, str]:
+    """Sets (None: removes) which market of an instance type has no capacity; the rules now in force."""
+    for instance_type, market in changes.items():
+        if market is None:
+            SETTINGS.no_capacity.pop(instance_type, None)
+        else:
+            SETTINGS.no_capacity[instance_type] = market
+    return dict(SETTINGS.no_capacity)
 
 
 def set_list_lag(seconds: float) -> float:
@@ -358,6 +377,7 @@ class EmulatedSageMakerBackend(SageMakerModelBackend):
             self._check_quota(job)
             self.training_jobs[job.training_job_name] = job
             self._observe_concurrency()
+            self._apply_capacity(job)
             return job
 
     def create_model_package(self, **request: Any) -> str:  # type: ignore[override]
@@ -404,6 +424,21 @@ class EmulatedSageMakerBackend(SageMakerModelBackend):
         in_use = sum(other.instance_count for other in running if other.instance_type == job.instance_type)
         if in_use + job.instance_count > quota:
             raise resource_limit_exceeded(job.instance_type or "", quota, in_use, job.instance_count)
+
+    def _apply_capacity(self, job: EmulatedTrainingJob) -> None:
+        """A job whose type has no capacity in its market ends while Starting,
+        as on AWS: on-demand jobs fail with CapacityError, spot jobs stop after
+        waiting (MaxWaitTimeExceeded)."""
+        market = SETTINGS.no_capacity.get(job.instance_type or "")
+        spot = bool(job.request.get("EnableManagedSpotTraining"))
+        if market not in ("any", "spot" if spot else "on_demand"):
+            return
+        if spot:
+            job.end("Stopped", last_phase="Starting")
+            job.secondary_status = "MaxWaitTimeExceeded"
+            job.history[-1][1]["secondary_status"] = "MaxWaitTimeExceeded"
+        else:
+            job.end("Failed", last_phase="Starting", reason=CAPACITY_ERROR)
 
     def _observe_concurrency(self) -> None:
         running = [job for job in self.training_jobs.values() if job.in_progress]

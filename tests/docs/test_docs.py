@@ -189,11 +189,13 @@ def table_column(rows: list[list[str]], header: str) -> dict[str, str]:
     """First-column name → the cell under `header`, for every table in `rows` that has that header."""
     out: dict[str, str] = {}
     col = None
-    for r in rows:
-        if header in r:
-            col = r.index(header)
+    separator = lambda row: set("".join(row)) <= set("-: ")  # noqa: E731
+    for i, r in enumerate(rows):
+        if i + 1 < len(rows) and separator(rows[i + 1]) and not separator(r):
+            # A table's header row: a table without the column ends the one before.
+            col = r.index(header) if header in r else None
             continue
-        if col is None or set("".join(r)) <= set("-: "):
+        if col is None or separator(r):
             continue
         name = code_name(r[0])
         if name is not None and col < len(r):

@@ -3,6 +3,7 @@ the server started exactly as retrain's tests start it."""
 
 import json
 import logging
+import re
 import signal
 import subprocess
 import sys
@@ -1407,3 +1408,108 @@ def test_completed_jobs_report_model_artifacts_and_billable_time(sagemaker, cont
     described = sagemaker.describe_training_job(TrainingJobName="train-1")
     assert described["ModelArtifacts"]["S3ModelArtifacts"].endswith("/train-1/output/model.tar.gz")
     assert described["BillableTimeInSeconds"] > 0
+
+
+# --------------------------------------------------- S3 -> EventBridge -> SQS
+
+DATA_BUCKET = "example-training-data"
+OBJECT_CREATED = {
+    "source": ["aws.s3"],
+    "detail-type": ["Object Created"],
+    "detail": {"bucket": {"name": [DATA_BUCKET]}, "object": {"key": [{"prefix": "datasets/"}]}},
+}
+
+
+def eventbridge_route(client, *, policy: bool = True, source_arn: str | None = None, bus: str = "default"):
+    """The upload route as template.yaml builds it: the bucket's EventBridge
+    notifications on, a rule for Object Created on the bus, the queue as its
+    target, and a queue policy that lets that rule (or `source_arn`) send."""
+    s3, events, sqs = client("s3"), client("events"), client("sqs")
+    s3.create_bucket(Bucket=DATA_BUCKET)
+    s3.put_bucket_notification_configuration(
+        Bucket=DATA_BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    url = sqs.create_queue(QueueName="uploads")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    if bus != "default":
+        events.create_event_bus(Name=bus)
+    rule = events.put_rule(Name="uploads", EventBusName=bus, EventPattern=json.dumps(OBJECT_CREATED))["RuleArn"]
+    events.put_targets(Rule="uploads", EventBusName=bus, Targets=[{"Id": "UploadQueue", "Arn": arn}])
+    if policy:
+        statement = {
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": source_arn or rule}},
+        }
+        sqs.set_queue_attributes(
+            QueueUrl=url, Attributes={"Policy": json.dumps({"Version": "2012-10-17", "Statement": [statement]})}
+        )
+    return s3, sqs, url
+
+
+def received(sqs, url: str) -> list[dict]:
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def test_s3_object_created_reaches_the_queue_in_the_documented_eventbridge_shape(client):
+    s3, sqs, url = eventbridge_route(client)
+    s3.put_object(Bucket=DATA_BUCKET, Key="datasets/churn/new batch/a+b=1.csv", Body=b"x")
+    s3.put_object(Bucket=DATA_BUCKET, Key="elsewhere/skipped.csv", Body=b"x")
+    (event,) = received(sqs, url)
+    documented = json.loads((HERE.parents[1] / "events" / "eventbridge-s3-object-created.json").read_text())
+    assert set(event) == set(documented)
+    assert set(event["detail"]) == set(documented["detail"])
+    assert set(event["detail"]["object"]) == set(documented["detail"]["object"]) - {"version-id"}
+    assert (event["source"], event["detail-type"], event["account"]) == ("aws.s3", "Object Created", ACCOUNT)
+    assert event["resources"] == [f"arn:aws:s3:::{DATA_BUCKET}"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["time"]), event["time"]
+    # The key as written, not URL-encoded; the API behind the event as `reason`.
+    assert event["detail"]["object"]["key"] == "datasets/churn/new batch/a+b=1.csv"
+    assert event["detail"]["reason"] == "PutObject"
+    assert event["detail"]["object"]["size"] == 1
+
+
+def test_every_eventbridge_s3_event_has_its_own_id_and_a_growing_sequencer(client):
+    s3, sqs, url = eventbridge_route(client)
+    for _ in range(3):
+        s3.put_object(Bucket=DATA_BUCKET, Key="datasets/churn/same.csv", Body=b"x")
+    events = received(sqs, url)
+    assert len(events) == 3
+    assert len({e["id"] for e in events}) == 3
+    sequencers = [int(e["detail"]["object"]["sequencer"], 16) for e in events]
+    assert sorted(sequencers) == sorted(set(sequencers)) and len(set(sequencers)) == 3
+
+
+def test_a_versioned_bucket_reports_the_version_id(client):
+    s3, sqs, url = eventbridge_route(client)
+    s3.put_bucket_versioning(Bucket=DATA_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    version = s3.put_object(Bucket=DATA_BUCKET, Key="datasets/v.csv", Body=b"x")["VersionId"]
+    (event,) = received(sqs, url)
+    assert event["detail"]["object"]["version-id"] == version
+
+
+def test_s3_sends_to_eventbridge_only_when_the_bucket_configuration_is_on(client):
+    s3, sqs, url = eventbridge_route(client)
+    s3.put_bucket_notification_configuration(Bucket=DATA_BUCKET, NotificationConfiguration={})
+    s3.put_object(Bucket=DATA_BUCKET, Key="datasets/off.csv", Body=b"x")
+    assert received(sqs, url) == []
+
+
+def test_s3_sends_only_to_the_default_bus(client):
+    s3, sqs, url = eventbridge_route(client, bus="custom")
+    s3.put_object(Bucket=DATA_BUCKET, Key="datasets/churn/a.csv", Body=b"x")
+    assert received(sqs, url) == []
+
+
+@pytest.mark.parametrize(
+    "policy, source_arn",
+    [(False, None), (True, "arn:aws:events:us-east-1:123456789012:rule/another-rule")],
+    ids=["no queue policy", "policy for another rule"],
+)
+def test_eventbridge_delivers_to_a_queue_only_if_its_policy_allows_the_rule(client, policy, source_arn):
+    s3, sqs, url = eventbridge_route(client, policy=policy, source_arn=source_arn)
+    s3.put_object(Bucket=DATA_BUCKET, Key="datasets/churn/a.csv", Body=b"x")
+    assert received(sqs, url) == []

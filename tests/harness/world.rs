@@ -18,6 +18,8 @@ pub const REGION: &str = "us-east-1";
 pub const DATA_BUCKET: &str = "example-training-data";
 pub const ARTIFACTS_BUCKET: &str = "retrain-artifacts";
 pub const BUS: &str = "retrain-bus";
+/// The stack name the functions get from `RETRAIN_STACK_NAME`.
+pub const STACK: &str = "retrain-test";
 pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/RetrainSageMakerTraining";
 
 /// Which handler a delivery went to, for replays.
@@ -142,9 +144,34 @@ fn sdk_config(endpoint: &str, max_attempts: u32) -> aws_config::SdkConfig {
         .build()
 }
 
+/// How uploads reach the upload queue: template.yaml's `UploadSource`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UploadRoute {
+    /// A bucket notification sends `s3:ObjectCreated:*` to the queue.
+    #[default]
+    Notification,
+    /// The bucket's EventBridge notifications are on, and a rule on the
+    /// default bus sends `Object Created` events to the queue.
+    EventBridge,
+}
+
+/// The rule on the default bus that feeds the upload queue (EventBridge route).
+pub const UPLOAD_RULE: &str = "retrain-uploads";
+
+/// The upload rule's pattern, as template.yaml's `UploadRule` has it without a key prefix.
+pub fn upload_rule_pattern() -> Value {
+    json!({
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": { "bucket": { "name": [DATA_BUCKET] } },
+    })
+}
+
 /// How a world is set up.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
+    /// How uploads reach the upload queue.
+    pub upload_route: UploadRoute,
     /// Put a fault-injecting proxy (seed, rate) between the handlers and the emulator.
     pub faults: Option<(u64, f64)>,
     /// Strike up to N seeded calls of every invocation (seed, N); N = 0 arms nothing on its own.
@@ -221,25 +248,7 @@ impl World {
         let upload_queue = queue(&clients, "retrain-uploads").await;
         let watch_queue = queue(&clients, "retrain-watch").await;
         let tick_queue = queue(&clients, "retrain-ticks").await;
-        // S3 → SQS, as the one-time bucket step in docs/deploying.md sets up.
-        clients
-            .s3
-            .put_bucket_notification_configuration()
-            .bucket(DATA_BUCKET)
-            .notification_configuration(
-                aws_sdk_s3::types::NotificationConfiguration::builder()
-                    .queue_configurations(
-                        aws_sdk_s3::types::QueueConfiguration::builder()
-                            .queue_arn(&upload_queue.arn)
-                            .events(aws_sdk_s3::types::Event::from("s3:ObjectCreated:*"))
-                            .build()
-                            .expect("queue configuration"),
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("bucket notification");
+        connect_uploads(&clients, options.upload_route, &upload_queue).await;
         let ids = network_and_file_systems(&emulator.endpoint).await;
         let config = retrain_core::config::parse(&config_yaml(&ids)).unwrap_or_else(|e| panic!("test config: {e}"));
         let settings = Settings {
@@ -249,6 +258,7 @@ impl World {
             watch_queue_url: watch_queue.url.clone(),
             tick_queue_url: tick_queue.url.clone(),
             schedule_expression: Some("rate(1 day)".into()),
+            stack_name: Some(STACK.into()),
             finish_page_keys: options.finish_page_keys.unwrap_or(retrain_core::sweep_records::FINISH_PAGE_KEYS),
         };
         // The handlers' own clients go through the fault proxy when there is one;
@@ -309,7 +319,7 @@ impl World {
         self.deps.metrics = MetricSink::Captured(self.metrics.clone());
     }
 
-    /// Uploads objects to the data bucket (S3 notifies the upload queue).
+    /// Uploads objects to the data bucket (S3 notifies the upload queue, directly or through EventBridge).
     pub async fn upload(&self, keys: &[String]) {
         for key in keys {
             self.clients
@@ -603,6 +613,81 @@ impl World {
             .map(|e| serde_json::from_str(e["Detail"].as_str().unwrap_or("{}")).unwrap_or_default())
             .collect()
     }
+}
+
+/// The one-time bucket step of docs/deploying.md for the route, and the rule
+/// and queue policy that template.yaml creates for the EventBridge route.
+async fn connect_uploads(clients: &Clients, route: UploadRoute, queue: &Queue) {
+    use aws_sdk_s3::types::{EventBridgeConfiguration, NotificationConfiguration, QueueConfiguration};
+    let configuration = match route {
+        UploadRoute::Notification => NotificationConfiguration::builder()
+            .queue_configurations(
+                QueueConfiguration::builder()
+                    .queue_arn(&queue.arn)
+                    .events(aws_sdk_s3::types::Event::from("s3:ObjectCreated:*"))
+                    .build()
+                    .expect("queue configuration"),
+            )
+            .build(),
+        UploadRoute::EventBridge => NotificationConfiguration::builder()
+            .event_bridge_configuration(EventBridgeConfiguration::builder().build())
+            .build(),
+    };
+    clients
+        .s3
+        .put_bucket_notification_configuration()
+        .bucket(DATA_BUCKET)
+        .notification_configuration(configuration)
+        .send()
+        .await
+        .expect("bucket notification");
+    if route == UploadRoute::Notification {
+        return;
+    }
+    let rule = clients
+        .events
+        .put_rule()
+        .name(UPLOAD_RULE)
+        .event_pattern(upload_rule_pattern().to_string())
+        .send()
+        .await
+        .expect("upload rule")
+        .rule_arn()
+        .map(str::to_owned)
+        .expect("rule arn");
+    clients
+        .events
+        .put_targets()
+        .rule(UPLOAD_RULE)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("UploadQueue")
+                .arn(&queue.arn)
+                .build()
+                .expect("target"),
+        )
+        .send()
+        .await
+        .expect("upload rule target");
+    // The emulator, like EventBridge, delivers only what the queue policy allows the rule to send.
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": "events.amazonaws.com" },
+            "Action": "sqs:SendMessage",
+            "Resource": queue.arn,
+            "Condition": { "ArnEquals": { "aws:SourceArn": rule } },
+        }],
+    });
+    clients
+        .sqs
+        .set_queue_attributes()
+        .queue_url(&queue.url)
+        .attributes(QueueAttributeName::Policy, policy.to_string())
+        .send()
+        .await
+        .expect("upload queue policy");
 }
 
 async fn queue(clients: &Clients, name: &str) -> Queue {

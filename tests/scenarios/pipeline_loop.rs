@@ -1,7 +1,7 @@
 //! The whole loop on the AWS wire: the handlers against the emulator over
 //! HTTP, with events delivered the way S3, SQS and EventBridge deliver them.
 
-use retrain_tests::world::{Options, Target, World, ARTIFACTS_BUCKET};
+use retrain_tests::world::{Options, Target, UploadRoute, World, ARTIFACTS_BUCKET, STACK};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
@@ -117,8 +117,22 @@ fn churn_jobs(world: &World) -> Vec<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn uploads_coalesce_into_two_imports_and_one_sweep_that_chains_lanes_to_completion() {
-    let mut world = World::start().await;
+async fn uploads_through_eventbridge_coalesce_into_two_imports_and_one_sweep_that_chains_lanes_to_completion() {
+    the_whole_loop(UploadRoute::EventBridge).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_through_a_bucket_notification_coalesce_into_two_imports_and_one_sweep_that_chains_lanes_to_completion() {
+    the_whole_loop(UploadRoute::Notification).await;
+}
+
+/// The loop from uploads to the sweep's end, with uploads reaching the queue by `route`.
+async fn the_whole_loop(route: UploadRoute) {
+    let mut world = World::start_with(Options {
+        upload_route: route,
+        ..Options::default()
+    })
+    .await;
     let (b1, b2, b3) = imports_scenario(&mut world).await;
 
     // Exactly two imports, never two at once, every key covered by a succeeded import.
@@ -160,6 +174,8 @@ async fn uploads_coalesce_into_two_imports_and_one_sweep_that_chains_lanes_to_co
         "capacity failure retried under a new name"
     );
     assert!(!names.iter().any(|n| n.ends_with("-v3-a2")), "algorithm error not retried");
+    // Every job carries the stack tag that the deployed IAM policy requires on create.
+    assert!(jobs.iter().all(|j| j["tags"]["retrain:stack"] == STACK), "{jobs:#?}");
     let stats = world.emulator.jobs();
     let sweep_id = started[0]["sweep_id"].as_str().unwrap_or_default();
     assert!(

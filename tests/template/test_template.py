@@ -289,23 +289,101 @@ def test_sagemaker_and_fsx_writes_are_scoped_to_parameters(tpl):
 
     for fn in (*SWEEP_FUNCTIONS, "ReconcileFunction"):
         (jobs,) = resource_for(fn, "sagemaker:CreateTrainingJob")
-        assert "PipelineNames" in str(jobs) and ":training-job/" in str(jobs)
+        assert ":training-job/" in str(jobs)
     for fn in (*IMPORT_FUNCTIONS, "ReconcileFunction"):
         fsx = resource_for(fn, "fsx:CreateDataRepositoryTask")
         assert any("FileSystemIds" in str(r) and ":file-system/" in str(r) for r in fsx)
 
 
-def test_upload_queue_accepts_only_the_data_bucket(tpl):
+# The training-job actions the functions call, and the tag condition each must carry
+# (the Service Authorization Reference: CreateTrainingJob and AddTags take aws:RequestTag,
+# the training-job resource type takes aws:ResourceTag).
+STACK_TAG = {"Ref": "AWS::StackName"}
+TRAINING_JOB_CONDITIONS = {
+    "sagemaker:CreateTrainingJob": {"StringEquals": {"aws:RequestTag/retrain:stack": STACK_TAG}},
+    "sagemaker:AddTags": {
+        "StringEquals": {"aws:RequestTag/retrain:stack": STACK_TAG, "sagemaker:TaggingAction": "CreateTrainingJob"}
+    },
+    "sagemaker:DescribeTrainingJob": {"StringEquals": {"aws:ResourceTag/retrain:stack": STACK_TAG}},
+}
+
+
+def test_training_jobs_are_scoped_by_the_stack_tag_not_by_pipeline_names(tpl):
+    # A pipeline added to the config must not need a stack update.
+    assert "PipelineNames" not in tpl["Parameters"]
+    assert "PipelineNames" not in json.dumps(tpl["Resources"])
+    assert tpl["Globals"]["Function"]["Environment"]["Variables"]["RETRAIN_STACK_NAME"] == STACK_TAG
+    jobs = {"Fn::Sub": "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:training-job/*"}
+    for fn in (*SWEEP_FUNCTIONS, "ReconcileFunction"):
+        on_jobs = [s for s in function_policy_statements(tpl, fn) if ":training-job/" in json.dumps(s.get("Resource"))]
+        seen = {}
+        for statement in on_jobs:
+            (action,) = actions(statement)  # one action per statement: each has its own condition key
+            assert statement["Resource"] == jobs, f"{fn} {action}"
+            seen[action] = statement.get("Condition")
+        assert seen == TRAINING_JOB_CONDITIONS, fn
+    # Nothing else may touch training jobs: no other statement names them, and the only
+    # training-job action on "*" is the read-only listing (it has no resource type).
+    for fn in FUNCTIONS:
+        for statement in function_policy_statements(tpl, fn):
+            for action in actions(statement):
+                if "TrainingJob" in action and ":training-job/" not in json.dumps(statement.get("Resource")):
+                    assert action == "sagemaker:ListTrainingJobs", f"{fn}: {action}"
+
+
+def upload_route_statements(tpl: dict) -> tuple[dict, dict]:
+    """The UploadQueuePolicy statement of the EventBridge route and that of the Notification route."""
     policy = props(tpl, "UploadQueuePolicy")
     assert policy["Queues"] == [{"Ref": "UploadQueue"}]
-    (statement,) = as_list(policy["PolicyDocument"]["Statement"])
-    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
-    assert actions(statement) == ["sqs:SendMessage"]
-    assert statement["Resource"] == get_att("UploadQueue", "Arn")
-    assert statement["Condition"] == {
+    (chosen,) = as_list(policy["PolicyDocument"]["Statement"])
+    condition, eventbridge, notification = chosen["Fn::If"]
+    assert condition == "UploadViaEventBridge"
+    return eventbridge, notification
+
+
+def test_upload_source_defaults_to_eventbridge_and_keeps_the_notification_route(tpl):
+    parameter = tpl["Parameters"]["UploadSource"]
+    assert parameter["Default"] == "EventBridge"
+    assert parameter["AllowedValues"] == ["EventBridge", "Notification"]
+    assert tpl["Conditions"]["UploadViaEventBridge"] == {"Fn::Equals": [{"Ref": "UploadSource"}, "EventBridge"]}
+    assert tpl["Resources"]["UploadRule"]["Condition"] == "UploadViaEventBridge"
+    assert tpl["Outputs"]["UploadRuleArn"]["Condition"] == "UploadViaEventBridge"
+
+
+def test_upload_queue_accepts_only_the_upload_rule_or_only_the_data_bucket(tpl):
+    eventbridge, notification = upload_route_statements(tpl)
+    for statement in (eventbridge, notification):
+        assert statement["Effect"] == "Allow"
+        assert actions(statement) == ["sqs:SendMessage"]
+        assert statement["Resource"] == get_att("UploadQueue", "Arn")
+    assert eventbridge["Principal"] == {"Service": "events.amazonaws.com"}
+    assert eventbridge["Condition"] == {"ArnEquals": {"aws:SourceArn": get_att("UploadRule", "Arn")}}
+    assert notification["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert notification["Condition"] == {
         "ArnLike": {"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:s3:::${DataBucketName}"}},
         "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
     }
+
+
+def test_the_upload_rule_sends_the_data_bucket_s_object_created_events_to_the_upload_queue(tpl):
+    rule = props(tpl, "UploadRule")
+    assert "EventBusName" not in rule, "S3 sends its events to the default bus only"
+    assert rule["State"] == "ENABLED"
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["bucket"] == {"name": [{"Ref": "DataBucketName"}]}
+    # Filtered on the pipelines' common prefix when one is given, else the whole bucket.
+    assert pattern["detail"]["object"] == {
+        "Fn::If": ["HasUploadKeyPrefix", {"key": [{"prefix": {"Ref": "UploadKeyPrefix"}}]}, {"Ref": "AWS::NoValue"}]
+    }
+    (target,) = rule["Targets"]
+    assert target["Arn"] == get_att("UploadQueue", "Arn")
+    assert "InputTransformer" not in target and "Input" not in target, "on-upload decodes the event as S3 sends it"
+    assert target["DeadLetterConfig"] == {"Arn": get_att("EventDeadLetterQueue", "Arn")}
+    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 86400
+    # The batching window stays where it was: on the queue's event source, for both routes.
+    p = props(tpl, "OnUploadFunction")["Events"]["Uploads"]["Properties"]
+    assert p["Queue"] == get_att("UploadQueue", "Arn")
 
 
 # ------------------------------------------------------- nothing gets lost
@@ -377,7 +455,13 @@ def test_every_rule_that_dead_letters_may_send_to_its_queue(tpl):
     # SAM names a function's rule <function id><event id>; EventBridge can only dead-letter an
     # event to the queue if the queue policy lists that rule.
     (statement,) = as_list(props(tpl, "EventDeadLetterQueuePolicy")["PolicyDocument"]["Statement"])
-    allowed = {arn["Fn::GetAtt"][0] for arn in statement["Condition"]["ArnEquals"]["aws:SourceArn"]}
+    allowed = set()
+    for arn in statement["Condition"]["ArnEquals"]["aws:SourceArn"]:
+        if "Fn::If" in arn:  # a rule of one upload route only
+            condition, arn, otherwise = arn["Fn::If"]
+            assert otherwise == {"Ref": "AWS::NoValue"}
+            assert tpl["Resources"][arn["Fn::GetAtt"][0]]["Condition"] == condition
+        allowed.add(arn["Fn::GetAtt"][0])
     rules = set()
     for logical_id in FUNCTIONS:
         for name, event in props(tpl, logical_id).get("Events", {}).items():
@@ -387,6 +471,12 @@ def test_every_rule_that_dead_letters_may_send_to_its_queue(tpl):
                 assert config["Arn"] == get_att("EventDeadLetterQueue", "Arn"), f"{logical_id}.{name}"
                 rules.add(f"{logical_id}{name}")
     assert "ReconcileFunctionSchedule" in rules
+    for logical_id, rule in resources(tpl, "AWS::Events::Rule").items():
+        for target in rule["Properties"]["Targets"]:
+            if "DeadLetterConfig" in target:
+                assert target["DeadLetterConfig"]["Arn"] == get_att("EventDeadLetterQueue", "Arn"), logical_id
+                rules.add(logical_id)
+    assert "UploadRule" in rules
     assert rules == allowed, f"rules missing from EventDeadLetterQueuePolicy: {sorted(rules - allowed)}, extra: {sorted(allowed - rules)}"
 
 
@@ -535,12 +625,20 @@ def test_outputs(tpl):
         *(f"{fn}Name" for fn in FUNCTIONS),
     ):
         assert name in outputs, name
-    command = outputs["BucketNotificationCommand"]["Value"]["Fn::Sub"]
-    assert command.startswith("aws s3api put-bucket-notification-configuration --bucket ${DataBucketName} ")
-    assert (
-        """'{"QueueConfigurations":[{"QueueArn":"${UploadQueue.Arn}","Events":["s3:ObjectCreated:*"]}]}'"""
-        in command
-    )
+    condition, eventbridge, notification = outputs["BucketNotificationCommand"]["Value"]["Fn::If"]
+    assert condition == "UploadViaEventBridge"
+    eventbridge = eventbridge["Fn::Sub"]
+    notification, variables = notification["Fn::Sub"]
+    assert set(variables) == {"Filter"}
+    for command in (eventbridge, notification):
+        # PutBucketNotificationConfiguration replaces the whole configuration: the command
+        # must put back what the bucket has, with retrain's part merged in.
+        assert command.startswith("aws s3api put-bucket-notification-configuration --bucket ${DataBucketName} ")
+        assert "$(aws s3api get-bucket-notification-configuration --bucket ${DataBucketName} --output json | jq -s '(add // {})" in command
+    assert eventbridge.endswith('+ {"EventBridgeConfiguration": {}}\')"')
+    assert "QueueConfigurations" not in eventbridge
+    assert """select(.QueueArn != "${UploadQueue.Arn}")""" in notification
+    assert """{"Id": "retrain-uploads", "QueueArn": "${UploadQueue.Arn}", "Events": ["s3:ObjectCreated:*"]${Filter}}""" in notification
 
 
 # ------------------------------------------------------------------ linting

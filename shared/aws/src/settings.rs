@@ -10,6 +10,8 @@ pub const WATCH_QUEUE_VAR: &str = "RETRAIN_WATCH_QUEUE_URL";
 pub const TICK_QUEUE_VAR: &str = "RETRAIN_TICK_QUEUE_URL";
 /// Optional: the expression of the stack's schedule rule.
 pub const SCHEDULE_VAR: &str = "RETRAIN_SCHEDULE_EXPRESSION";
+/// Optional: the stack's name, tagged on every training job as `retrain:stack`.
+pub const STACK_VAR: &str = "RETRAIN_STACK_NAME";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -26,6 +28,10 @@ pub struct Settings {
     /// The stack's schedule expression: a scheduled event starts the pipelines
     /// whose `schedule` equals it (all scheduled pipelines when unset).
     pub schedule_expression: Option<String>,
+    /// The CloudFormation stack the functions belong to. Every training job is
+    /// tagged `retrain:stack` with it, because the stack's IAM policy allows
+    /// creating and describing only jobs with that tag. Unset outside a stack.
+    pub stack_name: Option<String>,
     /// Job-record keys read per page while a finished sweep's end is written.
     pub finish_page_keys: i32,
 }
@@ -50,6 +56,7 @@ impl Settings {
             watch_queue_url: v(WATCH_QUEUE_VAR),
             tick_queue_url: v(TICK_QUEUE_VAR),
             schedule_expression: get(SCHEDULE_VAR),
+            stack_name: get(STACK_VAR),
             finish_page_keys: retrain_core::sweep_records::FINISH_PAGE_KEYS,
         })
     }

@@ -12,8 +12,12 @@ pub const TAG_LANE: &str = "retrain:lane";
 pub const TAG_ATTEMPT: &str = "retrain:attempt";
 /// The job that ran before this one in its lane (whose warm pool it may reuse).
 pub const TAG_AFTER: &str = "retrain:after";
-/// How many tags retrain adds to every training job.
-pub const RETRAIN_TAG_COUNT: usize = 5;
+/// The CloudFormation stack whose functions launched the job: the deployed IAM
+/// policy lets a stack create, tag and describe only the jobs carrying its name.
+pub const TAG_STACK: &str = "retrain:stack";
+/// The most tags retrain adds to a training job: the five above every job
+/// carries, `retrain:after` on a lane's later jobs and `retrain:stack` when deployed.
+pub const RETRAIN_TAG_COUNT: usize = 7;
 
 /// Longest pipeline name: it must leave room in a 63-char job name for the
 /// sweep id, variant and attempt, and stay whole so IAM can match on it.

@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterable
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from . import ec2, efs, events, fsx, s3, sagemaker, sqs
+from . import ec2, efs, events, fsx, s3, s3_eventbridge, sagemaker, sqs
 from .control import ControlApp
 
 
@@ -16,6 +16,7 @@ def install() -> None:
     sagemaker.install()
     events.install()
     s3.install()
+    s3_eventbridge.install()
     sqs.install()
 
 

@@ -209,6 +209,13 @@ pub async fn launch(
             value: after.clone(),
         });
     }
+    // The stack's IAM policy allows the create only with this tag (aws:RequestTag).
+    if let Some(stack) = &deps.settings.stack_name {
+        request.tags.push(Tag {
+            key: names::TAG_STACK.to_owned(),
+            value: stack.clone(),
+        });
+    }
     let name = request.training_job_name.clone();
     let fresh = match deps.sagemaker.launch(&request).await? {
         Launched::Deferred { code, message } => {

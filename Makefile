@@ -42,7 +42,11 @@ checkov: $(CHECKOV_VENV)/.installed
 python-tests: venv
 	$(VPY) -m pytest -q -p no:cacheprovider tests/emulator tests/template tests/demo tests/docs
 
+## `cargo test` builds no function binary (those crates have no integration
+## tests), and the demo test needs them: build every target first. It resolves
+## features as `cargo test --workspace` does, so it reuses the same build.
 rust-tests: venv
+	cargo build --workspace --all-targets
 	RETRAIN_EMULATOR_PYTHON=$(abspath $(VPY)) cargo test --workspace
 
 ## The whole pipeline locally: the real function binaries against the emulator (tests/demo/).

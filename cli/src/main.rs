@@ -142,6 +142,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let event = read_event(&event)?;
             let mut ctx = PlanContext {
                 event_bus: bus,
+                now: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_secs()),
                 ..Default::default()
             };
             let mut result = plan(&config, &event, &ctx);
@@ -179,8 +183,13 @@ fn validate(path: &Path, json: bool) -> Result<ExitCode> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     match config::parse(&text) {
         Ok(c) => {
+            let warnings = retrain_core::budget::warnings(&c);
             if json {
-                say!("{}", serde_json::json!({"ok": true, "errors": []}));
+                let mut out = serde_json::json!({"ok": true, "errors": []});
+                if !warnings.is_empty() {
+                    out["warnings"] = serde_json::json!(warnings);
+                }
+                say!("{out}");
             } else {
                 say!("OK: {} is valid", path.display());
                 for p in &c.pipelines {
@@ -195,6 +204,9 @@ fn validate(path: &Path, json: bool) -> Result<ExitCode> {
                         p.file_system.id,
                         p.sweep.max_parallel
                     );
+                }
+                for w in &warnings {
+                    say!("warning: {}\n      {}\n      fix: {}", w.path, w.message, w.fix);
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -344,10 +356,31 @@ fn status(sweep: &str, pipeline: Option<&str>, bucket: &str, json: bool, compare
         table.add_row(row);
     }
     say!("sweep {} of {}", report.sweep_id, report.pipeline);
+    let data = &report.data_version;
+    let imports = if data.imports.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", imports {} ({} object(s))",
+            data.imports.join(", "),
+            data.objects.unwrap_or_default()
+        )
+    };
+    say!(
+        "data as of {}, version {} ({}{imports})",
+        data.data_as_of.as_deref().unwrap_or("unknown"),
+        data.version,
+        data.trigger
+    );
     say!("{table}");
     let t = &report.totals;
+    let skipped = if t.skipped > 0 {
+        format!(", {} skipped for budget", t.skipped)
+    } else {
+        String::new()
+    };
     say!(
-        "{} job(s): {} completed, {} failed, {} running; start-up {:.0} s, download {:.0} s, training {:.0} s in all; {} warm pool(s) reused",
+        "{} job(s): {} completed, {} failed, {} running{skipped}; start-up {:.0} s, download {:.0} s, training {:.0} s in all; {} warm pool(s) reused",
         t.jobs, t.completed, t.failed, t.running, t.startup_seconds, t.download_seconds, t.training_seconds, t.warm_pools_reused
     );
     if let Some(c) = &report.compare {

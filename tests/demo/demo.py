@@ -8,8 +8,11 @@ queues, VPC, FSx for Lustre, EFS, role, a config in S3), runs the five real
 function binaries under local Lambda Runtime APIs, and plays AWS around them
 (router.py) while the story unfolds: a burst of uploads becomes one import,
 the import starts a sweep that runs its variants in lanes and retries a
-capacity failure, then a scheduled sweep of the EFS pipeline runs. Last, one
-pass of the reconciler (as its schedule would run it) finds nothing left open.
+capacity failure, and its best model is registered and Approved (the group's
+first); then a scheduled sweep of the EFS pipeline runs, and a requested
+second churn sweep trains a model that is not better: the gate Rejects it.
+Last, one pass of the reconciler (as its schedule would run it) finds
+nothing left open.
 
 Prints one line per step; the last line of stdout is a JSON summary counted
 from the emulator's own records. Exits non-zero if a step fails or the story
@@ -215,13 +218,17 @@ pipelines:
       hyperparameters: {{ objective: "binary:logistic", num_round: 50, eval_metric: auc }}
       objective: {{ metric: "validation:auc", direction: maximize }}
       keep_alive_seconds: 600
+      max_runtime_seconds: 3600
       # A secret the training container needs: it must never reach the logs.
       environment: {{ WANDB_API_KEY: {CONFIG_SECRET} }}
     sweep:
       grid: {{ eta: [0.1, 0.3, 0.5], max_depth: [4, 6] }}
       max_parallel: 2
       max_retries: 1
+      # Two lanes of one-hour jobs: the cap leaves room for the whole grid and its retry.
+      max_instance_hours: 12
     import: {{ poll_interval_seconds: 1, max_wait_seconds: 600, max_attempts: 2 }}
+    promotion: {{ model_package_group: churn, min_improvement: 0.005, approval: auto }}
   - name: fraud-efs
     trigger: {{ bucket: {DATA_BUCKET}, prefixes: ["home/alice/fraud/"] }}
     file_system: {{ type: efs, id: {ids['efs']} }}
@@ -431,6 +438,18 @@ class Demo:
         self.say("schedule", "rule/retrain-fraud-efs-schedule", f"rate(1 day) fired at {scheduled['time']} → start-sweep")
         self.start_sweep.submit(scheduled, "Scheduled Event")
         self.wait_for(lambda: self.sweep_of("fraud-efs", "SweepCompleted"), lambda: self.sweep_status("fraud-efs"))
+        first = self.wait_for(lambda: self.registered(churn["sweep_id"]), lambda: "waiting for churn's model to be registered")
+        self.say_registered(first)
+
+        # (c'): churn trained again on the same data: its best is no better than production, so the gate rejects it.
+        again = {"kind": "start-sweep", "pipeline": "churn", "variants": ["v4", "v5"], "reason": "retrain on demand", "request_id": "demo-again"}
+        self.say("request", "start-sweep", "churn again, variants v4 and v5 (no new data)")
+        self.start_sweep.submit(again, "start-sweep request")
+        second = self.wait_for(
+            lambda: next((r for r in self.bus.seen("ModelRegistered") if r["sweep_id"] != churn["sweep_id"]), None),
+            lambda: self.sweep_status("churn"),
+        )
+        self.say_registered(second)
         # Let the last deliveries finish before counting.
         self.wait_for(
             lambda: self.start_sweep.idle() and self.on_training.idle(), lambda: "waiting for the last deliveries"
@@ -441,6 +460,17 @@ class Demo:
         self.reconcile()
         self.check()
         return 0
+
+    def registered(self, sweep_id: str) -> dict[str, Any] | None:
+        return next((r for r in self.bus.seen("ModelRegistered") if r["sweep_id"] == sweep_id), None)
+
+    def say_registered(self, r: dict[str, Any]) -> None:
+        data = r.get("data_version") or {}
+        self.say(
+            "registry",
+            r["model_package_arn"].rpartition(":")[2],
+            f"{r['status']}: {r['reason']} (data {data.get('version')} as of {data.get('data_as_of')})",
+        )
 
     def reconcile(self) -> None:
         s3 = session().client("s3", endpoint_url=self.endpoint)
@@ -605,12 +635,28 @@ class Demo:
                 "metric": churn.get("metric"),
                 "value": churn["best"].get("metric"),
             }
+        # The packages, in the order they were registered (one per sweep: deduplicated on event_id).
+        registered = list(
+            {d.get("event_id"): d for d in (json.loads(e["Detail"]) for e in events if e["DetailType"] == "ModelRegistered")}.values()
+        )
+        models = [
+            {
+                "sweep_id": r["sweep_id"],
+                "model_package_arn": r["model_package_arn"],
+                "status": r["status"],
+                "value": r["value"],
+                "production_value": r.get("production_value"),
+                "data_version": (r.get("data_version") or {}).get("version"),
+            }
+            for r in registered
+        ]
         out: dict[str, Any] = {
             "import_tasks": len(tasks),
             "training_jobs": len(jobs),
             "retries": sum(1 for j in jobs if int((j.get("tags") or {}).get("retrain:attempt", "1")) > 1),
             "sweeps_completed": len(completed),
             "best": best,
+            "models": models,
             "open_sweeps": (self.open_work or {}).get("OpenSweeps"),
         }
         if error:

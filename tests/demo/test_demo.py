@@ -40,10 +40,18 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     assert summary["import_tasks"] == 1, tail
     assert summary["training_jobs"] >= 3, tail
     assert summary["retries"] >= 1, tail
-    assert summary["sweeps_completed"] == 2, tail
+    assert summary["sweeps_completed"] == 3, tail
     best = summary["best"]
     assert best and best["pipeline"] == "churn" and best["metric"] == "validation:auc", tail
     assert best["training_job"].startswith("churn-") and isinstance(best["value"], float), tail
+    # The first churn model is the group's first: Approved. The second sweep's is not better: Rejected.
+    models = summary["models"]
+    assert [m["status"] for m in models] == ["Approved", "Rejected"], tail
+    first, second = models
+    assert first["sweep_id"] != second["sweep_id"], tail
+    assert first["model_package_arn"] != second["model_package_arn"], tail
+    assert second["production_value"] == first["value"] and second["value"] <= first["value"], tail
+    assert all(m["data_version"] and m["data_version"].startswith("dv-") for m in models), tail
     # The reconciler's pass at the end finds nothing open (its OpenSweeps metric).
     assert summary["open_sweeps"] == 0, tail
     # The functions' logs hold neither the credentials nor the config's secrets.

@@ -1410,6 +1410,18 @@ def test_completed_jobs_report_model_artifacts_and_billable_time(sagemaker, cont
     assert described["BillableTimeInSeconds"] > 0
 
 
+def test_a_completed_job_may_say_how_long_it_trained(sagemaker, control):
+    sagemaker.create_training_job(**training_request("train-1"))
+    status, _ = control("POST", "sagemaker/jobs/train-1/complete", {"metrics": {}, "billable_seconds": 3600})
+    assert status == 200
+    described = sagemaker.describe_training_job(TrainingJobName="train-1")
+    assert described["BillableTimeInSeconds"] == 3600
+    assert described["TrainingTimeInSeconds"] == 3600
+    sagemaker.create_training_job(**training_request("train-2"))
+    assert control("POST", "sagemaker/jobs/train-2/complete", {"billable_seconds": "1h"})[0] == 400
+    assert control("POST", "sagemaker/jobs/train-2/complete", {"billable_seconds": 0})[0] == 400
+
+
 # --------------------------------------------------- S3 -> EventBridge -> SQS
 
 DATA_BUCKET = "example-training-data"

@@ -121,6 +121,14 @@ impl Emulator {
         self.post(&format!("sagemaker/jobs/{name}/complete"), serde_json::json!({"metrics": metrics}))
     }
 
+    /// Completes a training job that billed `billable_seconds`; returns its state-change event.
+    pub fn complete_job_billed(&self, name: &str, metrics: Value, billable_seconds: u64) -> Value {
+        self.post(
+            &format!("sagemaker/jobs/{name}/complete"),
+            serde_json::json!({"metrics": metrics, "billable_seconds": billable_seconds}),
+        )
+    }
+
     /// Fails a training job with a reason; returns its state-change event.
     pub fn fail_job(&self, name: &str, reason: &str) -> Value {
         self.post(&format!("sagemaker/jobs/{name}/fail"), serde_json::json!({"reason": reason}))

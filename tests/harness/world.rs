@@ -370,12 +370,14 @@ impl World {
             let at = if may_crash { c.plan(target) } else { Vec::new() };
             c.points.arm(at);
         }
+        // Each handler's future boxed: in a debug build they are large, and
+        // the test thread's stack (2 MiB) holds every frame of the test too.
         let result = match target {
-            Target::OnUpload => on_upload::handle(&self.deps, payload).await,
-            Target::OnImport => on_import::handle(&self.deps, payload).await,
-            Target::StartSweep => start_sweep::handle(&self.deps, payload, "test-request").await,
-            Target::OnTraining => on_training::handle(&self.deps, payload).await,
-            Target::Reconcile => reconcile::handle(&self.deps, payload).await,
+            Target::OnUpload => Box::pin(on_upload::handle(&self.deps, payload)).await,
+            Target::OnImport => Box::pin(on_import::handle(&self.deps, payload)).await,
+            Target::StartSweep => Box::pin(start_sweep::handle(&self.deps, payload, "test-request")).await,
+            Target::OnTraining => Box::pin(on_training::handle(&self.deps, payload)).await,
+            Target::Reconcile => Box::pin(reconcile::handle(&self.deps, payload)).await,
         };
         let Some(c) = self.crashes.as_mut() else {
             return (Some(result), false);

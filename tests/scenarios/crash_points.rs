@@ -160,8 +160,16 @@ async fn packages(world: &World) -> BTreeMap<String, Vec<String>> {
 }
 
 /// Both pipelines register their best model: churn approved by the gate, fraud-efs left for a person.
+/// Churn's spend cap leaves room for its two lanes' worst case (2 × 1 h) and
+/// the few seconds its finished jobs bill, no more: a launch that took a
+/// second ledger slot, or was counted twice, would push a variant out.
 fn promote(world: &mut World) {
     world.reconfigure(|config| {
+        for p in config.pipelines.iter_mut().filter(|p| p.name == "churn") {
+            assert_eq!((p.training.instance_count, p.sweep.max_parallel), (1, 2));
+            p.training.max_runtime_seconds = 3600;
+            p.sweep.max_instance_hours = Some(2.1);
+        }
         for p in &mut config.pipelines {
             let (group, approval) = if p.name == "churn" {
                 ("churn", Approval::Auto)
@@ -178,6 +186,16 @@ fn promote(world: &mut World) {
             });
         }
     });
+}
+
+/// Entries of churn's spend-cap ledger: one per launch decision.
+async fn ledger_slots(world: &World) -> usize {
+    world
+        .artifact_keys("sweeps/churn/")
+        .await
+        .iter()
+        .filter(|k| k.contains("/budget/"))
+        .count()
 }
 
 async fn left_open(world: &World) -> Vec<String> {
@@ -227,6 +245,7 @@ async fn every_crash_point_ends_in_the_fault_free_state() {
         "the fault-free run completes both sweeps: {expected:?}"
     );
     assert_eq!(expected.jobs["churn"].len(), 7, "six variants and one retry");
+    assert_eq!(ledger_slots(&clean).await, 7, "each attempt admitted once by the spend cap");
     assert!(left_open(&clean).await.is_empty());
 
     // RETRAIN_CRASH_RUNS explores more; the default keeps CI's time in bounds.
@@ -266,6 +285,7 @@ async fn every_crash_point_ends_in_the_fault_free_state() {
         assert_eq!(got.completed, expected.completed, "every sweep announced its end ({context})");
         assert!(one_id_per_sweep(&world), "one event id per sweep's SweepCompleted ({context})");
         assert_eq!(packages(&world).await, registered, "exactly one package per sweep ({context})");
+        assert_eq!(ledger_slots(&world).await, 7, "one ledger slot per attempt ({context})");
         assert!(open.is_empty(), "nothing left open after the reconciler: {open:?} ({context})");
         let most = world.deliveries.values().max_by_key(|(n, _)| *n).cloned().unwrap_or_default();
         assert!(

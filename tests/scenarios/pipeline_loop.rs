@@ -163,6 +163,18 @@ async fn the_whole_loop(route: UploadRoute) {
     assert_eq!(completed_imports[0]["settled"], json!([]));
     assert_eq!(completed_imports[1]["settled"], json!(["churn"]));
     assert_eq!(churn_jobs(&world).len(), 2, "two lanes start");
+    // The sweep names its data: both imports (the first left churn waiting
+    // for the follow-up), every object they covered, and when it was recorded.
+    let version = &started[0]["data_version"];
+    assert_eq!(version["trigger"], "import");
+    assert_eq!(version["imports"], json!([ids[0], ids[1]]), "{version:#}");
+    assert_eq!(version["objects"], (b1.len() + b2.len() + b3.len()) as u64);
+    assert!(version["digest"].as_str().is_some_and(|d| d.len() == 64), "{version:#}");
+    assert!(
+        version["data_as_of"].as_str().is_some_and(|t| t.len() == 20 && t.ends_with('Z')),
+        "{version:#}"
+    );
+    let version_id = version["version"].as_str().unwrap_or_default().to_owned();
 
     // The sweep runs its lanes to the end.
     sweep_scenario(&mut world).await;
@@ -176,6 +188,11 @@ async fn the_whole_loop(route: UploadRoute) {
     assert!(!names.iter().any(|n| n.ends_with("-v3-a2")), "algorithm error not retried");
     // Every job carries the stack tag that the deployed IAM policy requires on create.
     assert!(jobs.iter().all(|j| j["tags"]["retrain:stack"] == STACK), "{jobs:#?}");
+    // Every job, retries included, is tagged with the sweep's data version.
+    assert!(
+        jobs.iter().all(|j| j["tags"]["retrain:data-version"] == version_id.as_str()),
+        "{jobs:#?}"
+    );
     let stats = world.emulator.jobs();
     let sweep_id = started[0]["sweep_id"].as_str().unwrap_or_default();
     assert!(
@@ -201,6 +218,10 @@ async fn the_whole_loop(route: UploadRoute) {
     assert_eq!(world.published("VariantRetried").len(), 1);
     let done = world.published("SweepCompleted");
     assert_eq!(done.len(), 1, "SweepCompleted once");
+    assert_eq!(
+        done[0]["data_version"], started[0]["data_version"],
+        "the end names the data the start fixed"
+    );
     assert_eq!(done[0]["best"]["variant_id"], "v5", "highest validation:auc");
     assert_eq!((done[0]["ranked"].as_u64(), done[0]["unranked"].as_u64()), (Some(5), Some(1)));
     // The full ranking is in S3, where the event points.
@@ -297,7 +318,7 @@ async fn duplicates_and_a_full_replay_change_nothing() {
 async fn a_scheduled_event_sweeps_the_efs_pipeline_without_import() {
     let mut world = World::start().await;
     let scheduled: Value = serde_json::from_str(include_str!("../../events/scheduled-event.json")).expect("fixture");
-    world.deliver(Target::StartSweep, scheduled).await;
+    world.deliver(Target::StartSweep, scheduled.clone()).await;
     assert!(task_ids(&world).is_empty(), "EFS needs no import");
     let jobs = world.emulator.jobs()["jobs"].as_array().cloned().unwrap_or_default();
     assert_eq!(jobs.len(), 1, "max_parallel 1");
@@ -327,6 +348,15 @@ async fn a_scheduled_event_sweeps_the_efs_pipeline_without_import() {
     let done = world.published("SweepCompleted");
     assert_eq!(done.len(), 1);
     assert_eq!(done[0]["best"]["training_job_name"], second.as_str(), "lowest logloss wins");
+    // No import: the data version is the schedule's trigger and time.
+    let version = &world.published("SweepStarted")[0]["data_version"];
+    assert_eq!(version["trigger"], "schedule");
+    assert_eq!(version["data_as_of"], scheduled["time"]);
+    assert!(version.get("imports").is_none() && version.get("digest").is_none(), "{version:#}");
+    assert_eq!(done[0]["data_version"], *version);
+    for job in world.emulator.jobs()["jobs"].as_array().cloned().unwrap_or_default() {
+        assert_eq!(job["tags"]["retrain:data-version"], version["version"], "{job:#}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -472,4 +502,82 @@ async fn a_sweep_whose_records_span_many_pages_ends_once_with_every_variant_rank
     );
     let launched = world.published("TrainingJobLaunched");
     assert_eq!(launched.len(), 7, "each attempt announced once: {launched:?}");
+}
+
+/// The churn sweep (six variants, two lanes, jobs of one instance for at
+/// most an hour) under a cap of three instance-hours, every job billing a
+/// full hour: three launches fit, then each would exceed the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spend_cap_skips_the_launches_that_would_exceed_it_and_the_sweep_still_completes() {
+    let mut world = World::start().await;
+    world.reconfigure(|config| {
+        for p in config.pipelines.iter_mut().filter(|p| p.name == "churn") {
+            p.training.instance_count = 1;
+            p.training.max_runtime_seconds = 3600;
+            p.sweep.max_instance_hours = Some(3.0);
+        }
+    });
+    world.upload(&keys(1, 3)).await;
+    world.drain(Target::OnUpload).await.expect("batch delivered");
+    let task = task_ids(&world)[0].clone();
+    world.emulator.finish_task(&task, "SUCCEEDED");
+    poll_watch(&mut world).await;
+    world.route_bus().await;
+    let started = world.published("SweepStarted");
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0]["max_instance_hours"], 3.0);
+    assert_eq!(
+        started[0]["worst_case_instance_hours"], 12.0,
+        "6 variants × 2 attempts × 1 instance × 1 h"
+    );
+
+    // v0 and v1 run (2 h reserved); v0 bills 1 h, so v2 fits exactly (3 h).
+    // Then v1 ends: v3 would make 4 h, and so would v5 and v4.
+    for variant in ["v0", "v1", "v2"] {
+        let job = churn_jobs(&world)
+            .into_iter()
+            .find(|j| j["tags"]["retrain:variant"] == variant && j["status"] == "InProgress")
+            .unwrap_or_else(|| panic!("{variant} runs: {:#?}", churn_jobs(&world)));
+        let name = job["name"].as_str().unwrap_or_default().to_owned();
+        let event = world.emulator.complete_job_billed(&name, json!({"validation:auc": 0.8}), 3600);
+        world.deliver(Target::OnTraining, event).await;
+    }
+    let jobs = churn_jobs(&world);
+    let launched: BTreeSet<String> = jobs
+        .iter()
+        .filter_map(|j| j["tags"]["retrain:variant"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(launched, BTreeSet::from(["v0".into(), "v1".into(), "v2".into()]), "{jobs:#?}");
+    assert_eq!(world.published("TrainingJobLaunched").len(), 3);
+    let done = world.published("SweepCompleted");
+    assert_eq!(done.len(), 1, "the sweep completes with the rest skipped");
+    let hours = &done[0]["instance_hours"];
+    assert_eq!(hours["billable"], 3.0, "{hours:#}");
+    assert_eq!(hours["skipped_for_budget"], 3, "{hours:#}");
+    assert_eq!(hours["max_instance_hours"], 3.0);
+    assert_eq!(done[0]["ranked"], 3);
+    let key = done[0]["results"]
+        .as_str()
+        .and_then(|u| u.strip_prefix(&format!("s3://{ARTIFACTS_BUCKET}/")))
+        .unwrap_or_default()
+        .to_owned();
+    let results: Value = world.deps.store.get("results", &key).await.expect("read").expect("results");
+    let skipped: Vec<&Value> = results["unranked"]
+        .as_array()
+        .map(|u| u.iter().filter(|r| r["status"] == "Skipped").collect())
+        .unwrap_or_default();
+    let skipped_ids: BTreeSet<&str> = skipped.iter().filter_map(|r| r["variant_id"].as_str()).collect();
+    assert_eq!(skipped_ids, BTreeSet::from(["v3", "v4", "v5"]), "{results:#}");
+    assert!(
+        skipped
+            .iter()
+            .all(|r| r["failure_reason"].as_str().is_some_and(|m| m.contains("max_instance_hours"))),
+        "each skip says which cap: {skipped:#?}"
+    );
+    // A redelivered end changes nothing: no launch, no second skip.
+    let first = jobs[0]["name"].as_str().unwrap_or_default().to_owned();
+    let again = world.emulator.get(&format!("sagemaker/jobs/{first}/event"));
+    world.deliver(Target::OnTraining, again).await;
+    assert_eq!(churn_jobs(&world).len(), 3);
+    assert_eq!(world.published("SweepCompleted").len(), 1);
 }

@@ -5,7 +5,7 @@
 use retrain_core::config::{Approval, Promotion};
 use retrain_tests::world::{Target, World};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 const GROUP: &str = "fraud";
 
@@ -84,6 +84,16 @@ async fn the_first_model_is_approved_a_worse_one_rejected_and_a_better_one_appro
         .expect("describe");
     let metadata = described.customer_metadata_properties().cloned().unwrap_or_default();
     assert_eq!(metadata.get("retrain:metric-value").map(String::as_str), Some("0.3"));
+    // The package names the data: the scheduled sweep's version and time.
+    let started = world.published("SweepStarted");
+    let version = started[0]["data_version"]["version"].as_str().unwrap_or_default().to_owned();
+    assert!(version.starts_with("dv-"), "{:#}", started[0]);
+    assert_eq!(metadata.get("retrain:data-version"), Some(&version));
+    assert_eq!(
+        metadata.get("retrain:data-as-of").map(String::as_str),
+        Some("2026-11-25T01:00:00Z"),
+        "a scheduled sweep's data is as of its schedule"
+    );
     let container = &described.inference_specification().expect("inference spec").containers()[0];
     assert!(container.model_data_url().unwrap_or_default().ends_with("/output/model.tar.gz"));
     let group = world
@@ -119,6 +129,14 @@ async fn the_first_model_is_approved_a_worse_one_rejected_and_a_better_one_appro
     assert_eq!(events[1]["production_package_arn"], first[0].0.as_str());
     assert_eq!(events[2]["production_value"], 0.3);
     assert_eq!(events[2]["value"], 0.2);
+    // Each registration names the data of its own sweep, as its start and end did.
+    let (started, completed) = (world.published("SweepStarted"), world.published("SweepCompleted"));
+    for (i, event) in events.iter().enumerate() {
+        assert_eq!(event["data_version"], started[i]["data_version"], "sweep {i}");
+        assert_eq!(event["data_version"], completed[i]["data_version"], "sweep {i}");
+    }
+    let versions: BTreeSet<&str> = started.iter().filter_map(|e| e["data_version"]["version"].as_str()).collect();
+    assert_eq!(versions.len(), 3, "three schedules, three data versions");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

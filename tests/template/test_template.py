@@ -34,7 +34,7 @@ FUNCTIONS = {
 # The reconciler drives both sides forward.
 IMPORT_FUNCTIONS = ("OnUploadFunction", "OnImportFunction")
 SWEEP_FUNCTIONS = ("StartSweepFunction", "OnTrainingFunction")
-IMPORT_PREFIXES = {"pending/*", "imports/*", "imported/*", "open/imports/*"}
+IMPORT_PREFIXES = {"pending/*", "imports/*", "imported/*", "open/imports/*", "lineage/*"}
 SWEEP_PREFIXES = {"sweeps/*", "open/sweeps/*"}
 # Metrics that the reconciler emits (embedded metric format, no dimensions) -> their alarm.
 RECONCILER_ALARMS = {
@@ -689,3 +689,20 @@ def test_model_registry_writes_are_scoped_to_the_configured_groups(tpl):
         for statement in statements_:
             if "sagemaker:AddTags" in actions(statement):
                 assert "*" not in list(string_leaves(statement.get("Resource"))), fn
+
+
+def test_lineage_is_written_by_the_import_side_and_retired_by_the_sweep_side(tpl):
+    lineage = "${ArtifactsBucket.Arn}/lineage/*"
+
+    def lineage_actions(logical_id: str) -> set[str]:
+        return {
+            a
+            for st in function_policy_statements(tpl, logical_id)
+            if lineage in string_leaves(st["Resource"])
+            for a in actions(st)
+        }
+
+    for logical_id in IMPORT_FUNCTIONS:
+        assert lineage_actions(logical_id) == {"s3:GetObject", "s3:PutObject"}, logical_id
+    for logical_id in SWEEP_FUNCTIONS:
+        assert lineage_actions(logical_id) == {"s3:GetObject", "s3:DeleteObject"}, logical_id

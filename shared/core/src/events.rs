@@ -2,13 +2,15 @@
 //! `retrain`, `detail-type` = the variant name). Users hang their own
 //! automation on them; `DataImportCompleted` also starts the sweeps.
 
+use crate::budget::InstanceHours;
 use crate::config::Direction;
 use crate::lanes::VariantResult;
+use crate::lineage::DataVersion;
 pub use crate::messages::ImportCompleted;
 use crate::names;
 use crate::promotion::ApprovalStatus;
 use crate::requests::PutEventsEntry;
-use crate::sweep::SweepTrigger;
+use crate::sweep::{SweepManifest, SweepTrigger};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +49,33 @@ pub struct SweepStarted {
     pub file_system_id: String,
     pub file_system_type: String,
     pub manifest: String,
+    /// The data the sweep trains on (also the `retrain:data-version` tag of its jobs).
+    pub data_version: DataVersion,
+    /// variants × attempts × `instance_count` × `max_runtime_seconds`, in instance-hours: the most the sweep can bill.
+    pub worst_case_instance_hours: f64,
+    /// `sweep.max_instance_hours`, when set: launches that would exceed it are skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_instance_hours: Option<f64>,
+}
+
+impl SweepStarted {
+    /// The event for `manifest`, stored at `manifest_uri`.
+    pub fn of(manifest: &SweepManifest, manifest_uri: String) -> SweepStarted {
+        let pipeline = &manifest.pipeline;
+        SweepStarted {
+            pipeline: pipeline.name.clone(),
+            sweep_id: manifest.sweep_id.clone(),
+            trigger: manifest.trigger.clone(),
+            variants: manifest.variants.len(),
+            max_parallel: manifest.max_parallel(),
+            file_system_id: pipeline.file_system.id.clone(),
+            file_system_type: crate::plan::file_system_type(pipeline).to_owned(),
+            manifest: manifest_uri,
+            data_version: manifest.data_version(),
+            worst_case_instance_hours: crate::budget::sweep_worst_case_hours(pipeline, manifest.variants.len()),
+            max_instance_hours: pipeline.sweep.max_instance_hours,
+        }
+    }
 }
 
 /// `TrainingJobLaunched`: one attempt of one variant was created in SageMaker.
@@ -92,6 +121,10 @@ pub struct SweepCompleted {
     pub unranked: usize,
     /// `s3://<artifacts bucket>/sweeps/<pipeline>/<sweep>/results.json`: every variant, ranked.
     pub results: String,
+    /// The data the sweep trained on.
+    pub data_version: DataVersion,
+    /// What the sweep's jobs used, every attempt, and what the cap skipped.
+    pub instance_hours: InstanceHours,
 }
 
 /// `ModelRegistered`: the sweep's best model is a package in the SageMaker
@@ -115,6 +148,8 @@ pub struct ModelRegistered {
     pub passed_gate: bool,
     /// The comparison, in words.
     pub reason: String,
+    /// The data the model was trained on.
+    pub data_version: DataVersion,
 }
 
 /// `LaunchDeferred`: SageMaker refused a launch for a quota or throttling;
@@ -373,6 +408,20 @@ mod tests {
             ranked: 0,
             unranked: results.len(),
             results: "s3://retrain-artifacts/sweeps/churn/5d41402abc/results.json".into(),
+            data_version: crate::lineage::DataVersion {
+                version: "dv-0123456789abcdef".into(),
+                trigger: "import".into(),
+                imports: vec!["task-0123456789abcdef0".into()],
+                objects: Some(10_000),
+                data_as_of: Some("2026-11-25T09:00:00Z".into()),
+                digest: Some("ab".repeat(32)),
+            },
+            instance_hours: InstanceHours {
+                billable: 1.5,
+                warm_pool: None,
+                max_instance_hours: Some(10.0),
+                skipped_for_budget: 1_000,
+            },
         });
         let entry = event.entry("retrain", &event_id("sweeps/churn/5d41402abc", "SweepCompleted"));
         // EventBridge counts Source, DetailType, Detail and Resources (UTF-8 bytes).

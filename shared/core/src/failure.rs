@@ -12,6 +12,8 @@ pub enum JobStatus {
     Failed,
     Stopping,
     Stopped,
+    /// Not launched: it did not fit `sweep.max_instance_hours` (retrain's own status, never SageMaker's).
+    Skipped,
 }
 
 impl JobStatus {
@@ -26,8 +28,19 @@ impl JobStatus {
         })
     }
 
+    /// A status as retrain records it: SageMaker's, or `Skipped`.
+    pub fn parse_recorded(s: &str) -> Option<JobStatus> {
+        match s {
+            "Skipped" => Some(JobStatus::Skipped),
+            _ => JobStatus::parse(s),
+        }
+    }
+
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobStatus::Completed | JobStatus::Failed | JobStatus::Stopped)
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::Failed | JobStatus::Stopped | JobStatus::Skipped
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +50,7 @@ impl JobStatus {
             JobStatus::Failed => "Failed",
             JobStatus::Stopping => "Stopping",
             JobStatus::Stopped => "Stopped",
+            JobStatus::Skipped => "Skipped",
         }
     }
 }

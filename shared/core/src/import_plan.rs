@@ -24,6 +24,9 @@ pub struct ObjectRef {
     /// A new write of the same key is new data; a redelivered notification is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// When the object was written (`eventTime`, or the EventBridge event's `time`): the data's "as of".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
 }
 
 impl ObjectRef {

@@ -264,6 +264,7 @@ fn decode_s3_record(record: &Value, at: &str, message_id: Option<&str>, out: &mu
         raw_key: object.and_then(|o| o.get("key")).and_then(Value::as_str),
         version: object_version(object),
         size: object.and_then(|o| o.get("size")).and_then(Value::as_i64),
+        time: record.get("eventTime").and_then(Value::as_str),
     };
     push_s3_record(&fields, || at.to_owned(), message_id, out);
 }
@@ -276,6 +277,8 @@ struct S3Fields<'a> {
     raw_key: Option<&'a str>,
     version: Option<&'a str>,
     size: Option<i64>,
+    /// `eventTime`: when the object was written.
+    time: Option<&'a str>,
 }
 
 /// The upload an S3 record reports, or why it reports none; `at` names the record.
@@ -307,6 +310,7 @@ fn push_s3_record(fields: &S3Fields<'_>, at: impl FnOnce() -> String, message_id
                     bucket: bucket.to_owned(),
                     key,
                     version: fields.version.map(str::to_owned),
+                    time: fields.time.map(str::to_owned),
                 },
                 size: fields.size,
             }),
@@ -345,7 +349,7 @@ fn decode_eventbridge(payload: &Value, at: &str, message_id: Option<&str>, out: 
     };
     let label = event.id.as_deref().map(|id| format!("event {id}")).unwrap_or_else(|| at.to_owned());
     match (event.source.as_str(), event.detail_type.as_str()) {
-        ("aws.s3", "Object Created") => match object_created(&event.detail) {
+        ("aws.s3", "Object Created") => match object_created(&event.detail, payload.get("time").and_then(Value::as_str)) {
             Ok(o) => out.push(message_id, Inbound::ObjectCreated(o)),
             Err(reason) => out.skip(label, message_id, reason, true),
         },
@@ -393,7 +397,7 @@ fn decode_eventbridge(payload: &Value, at: &str, message_id: Option<&str>, out: 
     }
 }
 
-fn object_created(detail: &Value) -> Result<ObjectCreated, String> {
+fn object_created(detail: &Value, time: Option<&str>) -> Result<ObjectCreated, String> {
     let bucket = detail
         .pointer("/bucket/name")
         .and_then(Value::as_str)
@@ -408,6 +412,7 @@ fn object_created(detail: &Value) -> Result<ObjectCreated, String> {
             bucket: bucket.to_owned(),
             key: raw_key.to_owned(),
             version: object_version(detail.get("object")).map(str::to_owned),
+            time: time.map(str::to_owned),
         },
         size: detail.pointer("/object/size").and_then(Value::as_i64),
     })

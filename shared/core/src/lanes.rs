@@ -195,7 +195,7 @@ pub fn decide(manifest: &SweepManifest, jobs: &[JobObservation]) -> Decision {
                     all_done = false;
                     break;
                 }
-                JobStatus::Completed => finals.push(result(manifest, lane, job)),
+                JobStatus::Completed | JobStatus::Skipped => finals.push(result(manifest, lane, job)),
                 JobStatus::Failed | JobStatus::Stopped => {
                     let (classified, why) = classify(job.status, job.secondary_status.as_deref(), job.failure_reason.as_deref());
                     let class = job.failure_class.unwrap_or(classified);

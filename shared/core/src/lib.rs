@@ -2,12 +2,14 @@
 //! and the exact AWS requests, as pure functions over plain data. The AWS
 //! adapters and Lambda handlers live in `retrain-aws`.
 
+pub mod budget;
 pub mod config;
 pub mod events;
 pub mod failure;
 pub mod import_plan;
 pub mod inbound;
 pub mod lanes;
+pub mod lineage;
 pub mod messages;
 pub mod names;
 pub mod pending;

@@ -16,8 +16,9 @@ pub const TAG_AFTER: &str = "retrain:after";
 /// policy lets a stack create, tag and describe only the jobs carrying its name.
 pub const TAG_STACK: &str = "retrain:stack";
 /// The most tags retrain adds to a training job: the five above every job
-/// carries, `retrain:after` on a lane's later jobs and `retrain:stack` when deployed.
-pub const RETRAIN_TAG_COUNT: usize = 7;
+/// carries, `retrain:data-version` (lineage.rs) on every job, `retrain:after` on a
+/// lane's later jobs and `retrain:stack` when deployed.
+pub const RETRAIN_TAG_COUNT: usize = 8;
 
 /// Longest pipeline name: it must leave room in a 63-char job name for the
 /// sweep id, variant and attempt, and stay whole so IAM can match on it.

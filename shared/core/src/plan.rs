@@ -30,6 +30,8 @@ pub struct PlanContext {
     pub mount_names: BTreeMap<String, String>,
     /// The domain-event bus name used in `events:PutEvents` actions.
     pub event_bus: String,
+    /// Epoch seconds now: the time a requested sweep's data version names.
+    pub now: Option<u64>,
 }
 
 impl PlanContext {
@@ -170,27 +172,41 @@ fn plan_imports(out: &mut Plan, config: &Config, objects: &[ObjectRef]) {
 
 /// The first `max_parallel` launches of a new sweep, and its `SweepStarted`.
 fn start_sweep(out: &mut Plan, p: &Pipeline, trigger: SweepTrigger, only: Option<&[String]>, ctx: &PlanContext) {
-    let manifest = match SweepManifest::new(p, trigger, ctx.mount_name(p), only) {
+    let mut manifest = match SweepManifest::new(p, trigger, ctx.mount_name(p), only) {
         Ok(m) => m,
         Err(e) => {
             out.skipped.push(skip(format!("pipeline {:?}", p.name), e.to_string()));
             return;
         }
     };
+    manifest.data_version = Some(crate::lineage::of_trigger(&manifest.trigger, ctx.now));
     let decision = decide(&manifest, &[]);
-    let mut events = vec![DomainEvent::SweepStarted(SweepStarted {
-        pipeline: p.name.clone(),
-        sweep_id: manifest.sweep_id.clone(),
-        trigger: manifest.trigger.clone(),
-        variants: manifest.variants.len(),
-        max_parallel: manifest.max_parallel(),
-        file_system_id: p.file_system.id.clone(),
-        file_system_type: file_system_type(p).to_owned(),
-        manifest: manifest.key(),
-    })];
+    let mut events = vec![DomainEvent::SweepStarted(SweepStarted::of(&manifest, manifest.key()))];
     // An adaptive sweep's first launches run the first suggestions (no results yet: the seed alone decides them).
     let suggested = crate::search_records::first_suggestions(&manifest);
+    let mut ledger: Vec<crate::budget::BudgetEntry> = Vec::new();
     for launch in decision.launches {
+        let name = manifest.job_name(launch.position, launch.attempt);
+        let seq = ledger.len() as u32;
+        if let Some(entry) = crate::budget::decide(
+            &manifest,
+            &ledger,
+            &std::collections::HashMap::new(),
+            seq,
+            &name,
+            &launch.variant_id,
+            launch.attempt,
+        ) {
+            let admitted = entry.admitted;
+            if !admitted {
+                out.skipped
+                    .push(skip(format!("pipeline {:?} variant {}", p.name, launch.variant_id), entry.reason()));
+            }
+            ledger.push(entry);
+            if !admitted {
+                continue;
+            }
+        }
         match manifest.training_job(launch.position, launch.attempt) {
             Ok(mut job) => {
                 if let Some(s) = suggested.iter().find(|s| s.variant_id == launch.variant_id) {

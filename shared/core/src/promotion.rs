@@ -18,6 +18,13 @@ pub const META_JOB: &str = "retrain:training-job";
 pub const META_METRIC: &str = "retrain:metric";
 pub const META_VALUE: &str = "retrain:metric-value";
 pub const META_CONFIG: &str = "retrain:config-digest";
+pub const META_DATA_VERSION: &str = "retrain:data-version";
+pub const META_DATA_AS_OF: &str = "retrain:data-as-of";
+pub const META_DATA_IMPORTS: &str = "retrain:data-imports";
+pub const META_DATA_OBJECTS: &str = "retrain:data-objects";
+pub const META_DATA_DIGEST: &str = "retrain:data-digest";
+/// SageMaker: a `CustomerMetadataProperties` value is at most 256 characters.
+const MAX_META_VALUE: usize = 256;
 
 /// A model package's `ModelApprovalStatus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -117,7 +124,9 @@ pub fn decide(manifest: &SweepManifest, best: &VariantResult, production: Option
     };
     let metric = manifest.pipeline.training.objective.metric.clone();
     let config = serde_json::to_string(&manifest.pipeline).unwrap_or_default();
-    let metadata = BTreeMap::from([
+    let data = manifest.data_version();
+    let mut metadata = BTreeMap::from([
+        (META_DATA_VERSION.to_owned(), data.version.clone()),
         (META_SWEEP.to_owned(), manifest.sweep_id.clone()),
         (META_PIPELINE.to_owned(), manifest.pipeline.name.clone()),
         (META_JOB.to_owned(), best.training_job_name.clone()),
@@ -125,6 +134,24 @@ pub fn decide(manifest: &SweepManifest, best: &VariantResult, production: Option
         (META_VALUE.to_owned(), value.to_string()),
         (META_CONFIG.to_owned(), names::digest(&[&config])[..16].to_owned()),
     ]);
+    if let Some(t) = &data.data_as_of {
+        metadata.insert(META_DATA_AS_OF.to_owned(), t.clone());
+    }
+    if let Some(n) = data.objects {
+        metadata.insert(META_DATA_OBJECTS.to_owned(), n.to_string());
+    }
+    if let Some(d) = &data.digest {
+        metadata.insert(META_DATA_DIGEST.to_owned(), d.clone());
+    }
+    if !data.imports.is_empty() {
+        // The full list is in the manifest and the events; a long one is cut to what SageMaker accepts.
+        let mut imports = data.imports.join(",");
+        if imports.len() > MAX_META_VALUE {
+            let cut = imports[..MAX_META_VALUE - 3].rfind(',').unwrap_or(0);
+            imports = format!("{},…", &imports[..cut]);
+        }
+        metadata.insert(META_DATA_IMPORTS.to_owned(), imports);
+    }
     Some(Registration {
         group: promotion.model_package_group.clone(),
         client_token: names::digest(&[&manifest.pipeline.name, &manifest.sweep_id, "register"])[..32].to_owned(),

@@ -32,6 +32,9 @@ pub struct Totals {
     pub completed: usize,
     pub failed: usize,
     pub running: usize,
+    /// Variants not launched: they did not fit `sweep.max_instance_hours`.
+    #[serde(default)]
+    pub skipped: usize,
     pub startup_seconds: f64,
     pub download_seconds: f64,
     pub training_seconds: f64,
@@ -57,6 +60,8 @@ pub struct SweepStatus {
     pub pipeline: String,
     pub sweep_id: String,
     pub metric: String,
+    /// The data the sweep trains on: its version and "data as of".
+    pub data_version: crate::lineage::DataVersion,
     pub rows: Vec<StatusRow>,
     pub totals: Totals,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,6 +97,7 @@ pub fn sweep_status(manifest: &SweepManifest, jobs: &[JobObservation], compare: 
         match r.status.as_str() {
             "Completed" => totals.completed += 1,
             "Failed" | "Stopped" => totals.failed += 1,
+            "Skipped" => totals.skipped += 1,
             _ => totals.running += 1,
         }
         if let Some(t) = &r.timing {
@@ -117,6 +123,7 @@ pub fn sweep_status(manifest: &SweepManifest, jobs: &[JobObservation], compare: 
         pipeline: manifest.pipeline.name.clone(),
         sweep_id: manifest.sweep_id.clone(),
         metric: objective.clone(),
+        data_version: manifest.data_version(),
         rows,
         totals,
         compare,
@@ -153,6 +160,7 @@ mod tests {
             upload_seconds: 5.0,
             billable_seconds: None,
             warm_pool_reused: reused,
+            warm_pool_billable_seconds: None,
         }
     }
 

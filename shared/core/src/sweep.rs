@@ -2,6 +2,7 @@
 //! sweep trains, written once to S3 and read by every later step.
 
 use crate::config::{AccessMode, FileSystemKind, Pipeline, Scalar};
+use crate::lineage::{self, DataVersion};
 use crate::names;
 use crate::requests::*;
 use schemars::JsonSchema;
@@ -40,6 +41,9 @@ pub struct SweepManifest {
     pub mount_name: Option<String>,
     /// The variants in launch order; variant `i` runs in lane `i % max_parallel`.
     pub variants: Vec<Variant>,
+    /// The data the sweep trains on, fixed when the manifest is written (absent in manifests written before lineage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_version: Option<DataVersion>,
 }
 
 /// Every variant of the pipeline's sweep: each grid point (keys in
@@ -130,7 +134,15 @@ impl SweepManifest {
             pipeline: pipeline.clone(),
             mount_name,
             variants,
+            data_version: None,
         })
+    }
+
+    /// The sweep's data version: the recorded one, else what its trigger says.
+    pub fn data_version(&self) -> DataVersion {
+        self.data_version
+            .clone()
+            .unwrap_or_else(|| lineage::of_trigger(&self.trigger, None))
     }
 
     pub fn max_parallel(&self) -> usize {
@@ -193,6 +205,7 @@ impl SweepManifest {
             (names::TAG_VARIANT, variant.id.clone()),
             (names::TAG_LANE, lane.to_string()),
             (names::TAG_ATTEMPT, attempt.to_string()),
+            (lineage::TAG_DATA_VERSION, self.data_version().version),
         ] {
             tags.push(Tag {
                 key: key.to_owned(),

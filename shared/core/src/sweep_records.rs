@@ -171,7 +171,7 @@ fn parse_fact(rest: &str) -> Option<(&str, Fact)> {
     }
     let end = what.strip_prefix("ended-")?;
     let (status, class) = end.rsplit_once('-')?;
-    let status = JobStatus::parse(status).filter(|s| s.is_terminal())?;
+    let status = JobStatus::parse_recorded(status).filter(|s| s.is_terminal())?;
     let class = match class {
         "retry" => FailureClass::Transient,
         "final" => FailureClass::Permanent,

@@ -29,6 +29,9 @@ pub struct JobTiming {
     pub billable_seconds: Option<i64>,
     /// The job started on instances a managed warm pool kept from an earlier job.
     pub warm_pool_reused: bool,
+    /// `WarmPoolStatus.ResourceRetainedBillableTimeInSeconds`, when SageMaker reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_pool_billable_seconds: Option<i64>,
 }
 
 impl JobTiming {
@@ -194,6 +197,7 @@ mod tests {
             upload_seconds: 2.0,
             billable_seconds: None,
             warm_pool_reused: true,
+            warm_pool_billable_seconds: None,
         };
         let record = emf("churn", "FSxLustre", "churn-x-v0-a1", &t, 1_795_618_800_000);
         let directive = &record["_aws"]["CloudWatchMetrics"][0];

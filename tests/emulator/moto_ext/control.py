@@ -201,7 +201,12 @@ def complete_job(request: Request, name: str) -> Any:
     metrics = payload.get("metrics") or {}
     if not all(isinstance(value, (int, float)) for value in metrics.values()):
         raise ControlError(400, "metrics must map metric names to numbers")
-    job = sagemaker_for_job(name).complete_training_job(name, metrics, bool(payload.get("warm_pool_reused")))
+    billable = payload.get("billable_seconds")
+    if billable is not None and (not isinstance(billable, int) or isinstance(billable, bool) or billable < 1):
+        raise ControlError(400, "billable_seconds must be a whole number of seconds, at least 1")
+    job = sagemaker_for_job(name).complete_training_job(
+        name, metrics, bool(payload.get("warm_pool_reused")), billable
+    )
     return job.state_change_event()
 
 

@@ -38,6 +38,8 @@ pub struct JobDetails {
     pub billable_seconds: Option<i64>,
     /// `WarmPoolStatus.ReusedByJob`: the later job that started on this job's warm pool.
     pub warm_pool_reused_by: Option<String>,
+    /// `WarmPoolStatus.ResourceRetainedBillableTimeInSeconds`: what keeping the pool billed, once SageMaker reports it.
+    pub warm_pool_billable_seconds: Option<i64>,
     /// `ModelArtifacts.S3ModelArtifacts`.
     pub model_artifacts: Option<String>,
 }
@@ -219,6 +221,10 @@ impl SageMaker {
                 .collect(),
             billable_seconds: out.billable_time_in_seconds().map(i64::from),
             warm_pool_reused_by: out.warm_pool_status().and_then(|w| w.reused_by_job()).map(str::to_owned),
+            warm_pool_billable_seconds: out
+                .warm_pool_status()
+                .and_then(|w| w.resource_retained_billable_time_in_seconds())
+                .map(i64::from),
             model_artifacts: out.model_artifacts().and_then(|m| m.s3_model_artifacts()).map(str::to_owned),
         })
     }

@@ -97,6 +97,9 @@ pub async fn page(
         ranked: outcome.ranked.len(),
         unranked: outcome.unranked.len(),
         results: format!("s3://{}/{key}", deps.store.bucket()),
+        data_version: manifest.data_version(),
+        // Every attempt counts, not only each variant's last.
+        instance_hours: retrain_core::budget::used(manifest, &jobs),
     });
     if deps.bus.publish_once(&deps.store, &scope, &event).await? {
         out.did(format!("sweep {} of {} completed", manifest.sweep_id, manifest.pipeline.name));

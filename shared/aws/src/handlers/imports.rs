@@ -33,6 +33,8 @@ pub fn settings_for(deps: &Deps, file_system_id: &str) -> ImportSettings {
 pub struct Pending {
     pub key: String,
     pub entry: PendingKey,
+    /// The entry's `LastModified` (epoch seconds): when the upload was recorded.
+    pub written: u64,
 }
 
 /// Every pending entry of a file system, from its listing alone: one call
@@ -41,7 +43,7 @@ pub struct Pending {
 pub async fn pending(deps: &Deps, file_system_id: &str) -> Result<Vec<Pending>, Error> {
     let floors = repository_floors(&deps.config, file_system_id);
     let mut entries = Vec::new();
-    for key in deps.store.list(&pending_prefix(file_system_id)).await? {
+    for (key, written) in deps.store.list_with_times(&pending_prefix(file_system_id)).await? {
         let entry = match parse_pending_key(file_system_id, &key) {
             Some(Listed::Summary(entry)) => entry,
             Some(Listed::Legacy { .. }) => match deps.store.get::<PendingEntry>("pending upload entry", &key).await? {
@@ -50,7 +52,7 @@ pub async fn pending(deps: &Deps, file_system_id: &str) -> Result<Vec<Pending>, 
             },
             None => continue,
         };
-        entries.push(Pending { key, entry });
+        entries.push(Pending { key, entry, written });
     }
     Ok(entries)
 }

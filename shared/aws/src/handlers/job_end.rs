@@ -7,7 +7,7 @@
 //! goes on), then the lane's next launch, or the lane's done marker. The
 //! lane whose done marker completes the set writes the sweep's end.
 
-use super::sweeps::{launch, observation, Progress};
+use super::sweeps::{launch, observation, LaunchResult, Progress};
 use super::{finish, sweep_state, Outcome, Pass};
 use crate::adapters::store::Created;
 use crate::deps::Deps;
@@ -23,7 +23,7 @@ use retrain_core::telemetry::{emf, timing};
 
 /// Handles one state change of one of the sweep's jobs.
 pub async fn handle(deps: &Deps, manifest: &SweepManifest, change: &JobStateChange, out: &mut Outcome) -> Result<Progress, Error> {
-    let Some(status) = JobStatus::parse(&change.status).filter(|s| s.is_terminal()) else {
+    let Some(status) = JobStatus::parse(&change.status).filter(|s| s.is_terminal() && *s != JobStatus::Skipped) else {
         // Lanes move only when a job ends.
         return Ok(Progress::Running);
     };
@@ -53,30 +53,53 @@ pub async fn handle(deps: &Deps, manifest: &SweepManifest, change: &JobStateChan
             deps.metrics.emit(&record);
         }
     }
-    match after(manifest, &job) {
-        None | Some(LaneStep::Wait) => Ok(Progress::Running),
-        // A duplicate event (or a retry after a crash) whose next job is already out: nothing to create.
-        Some(LaneStep::Launch(next))
-            if !first
-                && deps
-                    .store
-                    .exists(&launched_key(manifest, &manifest.job_name(next.position, next.attempt)))
-                    .await? =>
-        {
-            Ok(Progress::Running)
-        }
-        Some(LaneStep::Launch(next)) => match launch(deps, manifest, std::slice::from_ref(&job), &next, Pass::Event, out).await? {
-            true => Ok(Progress::Running),
-            false => Ok(Progress::Deferred),
-        },
-        Some(LaneStep::Done { lane }) => {
-            deps.store.put_once(&lane_done_key(manifest, lane), &job.training_job_name).await?;
-            // Of two lanes that end together, the one that lists second sees both.
-            let done = deps.store.list(&lanes_done_prefix(manifest)).await?;
-            if !every_lane_done(manifest, &done) {
-                return Ok(Progress::Running);
+    next_in_lane(deps, manifest, job, first, out).await
+}
+
+/// The lane's next step once `job`'s end is recorded (`first`: by this
+/// call): launch its next variant or retry, or mark the lane done. A
+/// variant skipped for budget is final too, so the lane goes on past it.
+pub async fn next_in_lane(
+    deps: &Deps,
+    manifest: &SweepManifest,
+    mut job: JobObservation,
+    mut first: bool,
+    out: &mut Outcome,
+) -> Result<Progress, Error> {
+    loop {
+        match after(manifest, &job) {
+            None | Some(LaneStep::Wait) => return Ok(Progress::Running),
+            // A duplicate event (or a retry after a crash) whose next job is already out: nothing to create.
+            Some(LaneStep::Launch(next))
+                if !first
+                    && deps
+                        .store
+                        .exists(&launched_key(manifest, &manifest.job_name(next.position, next.attempt)))
+                        .await? =>
+            {
+                return Ok(Progress::Running)
             }
-            finish::page(deps, manifest, 0, None, out).await
+            // Boxed, as is the sweep's end below: both futures are large, and
+            // inline they would make every caller's future (and stack) as large.
+            Some(LaneStep::Launch(next)) => {
+                match Box::pin(launch(deps, manifest, std::slice::from_ref(&job), &next, Pass::Event, out)).await? {
+                    LaunchResult::Made => return Ok(Progress::Running),
+                    LaunchResult::Deferred => return Ok(Progress::Deferred),
+                    LaunchResult::Skipped { job: skipped, first: now } => {
+                        job = *skipped;
+                        first = now;
+                    }
+                }
+            }
+            Some(LaneStep::Done { lane }) => {
+                deps.store.put_once(&lane_done_key(manifest, lane), &job.training_job_name).await?;
+                // Of two lanes that end together, the one that lists second sees both.
+                let done = deps.store.list(&lanes_done_prefix(manifest)).await?;
+                if !every_lane_done(manifest, &done) {
+                    return Ok(Progress::Running);
+                }
+                return Box::pin(finish::page(deps, manifest, 0, None, out)).await;
+            }
         }
     }
 }
@@ -86,18 +109,19 @@ pub async fn handle(deps: &Deps, manifest: &SweepManifest, change: &JobStateChan
 /// `DescribeTrainingJob`. The lane predecessor's warm pool tells whether
 /// this job reused it.
 async fn complete_details(deps: &Deps, manifest: &SweepManifest, change: &JobStateChange, job: &mut JobObservation) -> Result<(), Error> {
-    let (transitions, billable) = if change.transitions.is_empty() || (job.status == JobStatus::Completed && job.metrics.is_empty()) {
-        let d = deps.sagemaker.describe(&job.training_job_name).await?;
-        if d.status.is_terminal() {
-            job.status = d.status;
-            job.secondary_status = d.secondary_status;
-            job.failure_reason = d.failure_reason;
-            job.metrics = d.metrics;
-        }
-        (d.transitions, d.billable_seconds)
-    } else {
-        (change.transitions.clone(), change.billable_seconds)
-    };
+    let (transitions, billable, warm_pool) =
+        if change.transitions.is_empty() || (job.status == JobStatus::Completed && job.metrics.is_empty()) {
+            let d = deps.sagemaker.describe(&job.training_job_name).await?;
+            if d.status.is_terminal() {
+                job.status = d.status;
+                job.secondary_status = d.secondary_status;
+                job.failure_reason = d.failure_reason;
+                job.metrics = d.metrics;
+            }
+            (d.transitions, d.billable_seconds, d.warm_pool_billable_seconds)
+        } else {
+            (change.transitions.clone(), change.billable_seconds, None)
+        };
     let previous = change.tags.get(names::TAG_AFTER);
     let reused = match previous {
         Some(previous) if manifest.pipeline.training.keep_alive_seconds.is_some() => deps
@@ -108,6 +132,8 @@ async fn complete_details(deps: &Deps, manifest: &SweepManifest, change: &JobSta
             .unwrap_or(false),
         _ => false,
     };
-    job.timing = Some(timing(&transitions, billable, reused));
+    let mut t = timing(&transitions, billable, reused);
+    t.warm_pool_billable_seconds = warm_pool;
+    job.timing = Some(t);
     Ok(())
 }

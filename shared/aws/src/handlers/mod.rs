@@ -1,10 +1,12 @@
 //! The five Lambda handlers. Each is decode → decide (retrain-core) →
 //! execute (adapters) → report, callable from tests with a plain payload.
 
+pub mod budget;
 pub mod deferral;
 pub mod finish;
 pub mod imports;
 pub mod job_end;
+pub mod lineage;
 pub mod on_import;
 pub mod on_training;
 pub mod on_upload;

@@ -51,9 +51,10 @@ pub async fn check(deps: &Deps, w: &ImportWatch, pass: Pass, out: &mut Outcome) 
     };
     let record: Option<ImportRecord> = deps.store.get("import record", &import_record_key(&w.task_id)).await?;
     match task.lifecycle.as_str() {
-        _ if task.is_running() => running(deps, w, &task, record.as_ref(), pass, out).await?,
-        "SUCCEEDED" => succeeded(deps, w, record.as_ref(), out).await?,
-        _ => ended_badly(deps, w, &task, record.as_ref(), out).await?,
+        // Boxed: each outcome's future is large; inline, the check's would be their sum.
+        _ if task.is_running() => Box::pin(running(deps, w, &task, record.as_ref(), pass, out)).await?,
+        "SUCCEEDED" => Box::pin(succeeded(deps, w, record.as_ref(), out)).await?,
+        _ => Box::pin(ended_badly(deps, w, &task, record.as_ref(), out)).await?,
     }
     Ok(())
 }
@@ -134,6 +135,8 @@ async fn succeeded(deps: &Deps, w: &ImportWatch, record: Option<&ImportRecord>, 
         let covered: BTreeSet<&str> = r.entries.iter().map(String::as_str).collect();
         let (gone, kept): (Vec<Pending>, Vec<Pending>) = remaining.into_iter().partition(|p| covered.contains(p.entry.id.as_str()));
         remaining = kept;
+        // The lineage first: it is read from the entries about to go.
+        super::lineage::record_import(deps, r, &gone).await?;
         let retired: Vec<String> = gone.into_iter().map(|p| p.key).collect();
         // Indexed before deleting, so a redelivered batch never finds neither.
         deps.store
@@ -147,7 +150,7 @@ async fn succeeded(deps: &Deps, w: &ImportWatch, record: Option<&ImportRecord>, 
     let waiting = pipelines_of(deps, fs, &remaining);
     let mut followed_up = false;
     if !remaining.is_empty() {
-        let started = start_import_of(deps, fs, 1, &remaining).await?;
+        let started = Box::pin(start_import_of(deps, fs, 1, &remaining)).await?;
         followed_up = started != Started::Nothing;
         out.did(format!(
             "follow-up import for {} pending entr(ies) on {fs}: {started:?}",

@@ -133,6 +133,7 @@ pub async fn after_sweep(deps: &Deps, manifest: &SweepManifest, outcome: Option<
         production_value: registration.production.as_ref().and_then(|p| p.value),
         passed_gate: registration.passed_gate,
         reason: registration.comparison.clone(),
+        data_version: manifest.data_version(),
     });
     deps.bus.publish_once(&deps.store, &event_scope(manifest), &event).await?;
     let record = BTreeMap::from([

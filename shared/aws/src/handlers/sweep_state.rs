@@ -6,6 +6,7 @@
 use crate::adapters::sagemaker::SageMaker;
 use crate::adapters::store::{Created, Store};
 use crate::error::Error;
+use retrain_core::failure::JobStatus;
 use retrain_core::lanes::JobObservation;
 use retrain_core::sweep::SweepManifest;
 use retrain_core::sweep_records::{ended_key, jobs_prefix, launched, observations};
@@ -40,6 +41,8 @@ pub async fn record_end(store: &Store, manifest: &SweepManifest, job: &JobObserv
         recorded_at: super::now_epoch(),
     };
     let created = store.put_once(&ended_key(manifest, job), &record).await?;
+    // A capped sweep's next launches count what this job billed; a retry writes it again.
+    super::budget::record_billed(store, manifest, job).await?;
     // An adaptive sweep's result joins the history only after the end is recorded: a retry writes it again.
     if let Some(result) = retrain_core::search_records::result_key(manifest, job) {
         store.put_once(&result, &job.training_job_name).await?;
@@ -70,7 +73,8 @@ pub async fn end_record(store: &Store, manifest: &SweepManifest, job: &JobObserv
 /// what the ranking and `retrain status` show. Done once, at the end.
 pub async fn describe_finished(sagemaker: &SageMaker, jobs: &mut [JobObservation]) -> Result<(), Error> {
     let mut reused: Vec<String> = Vec::new();
-    for job in jobs.iter_mut().filter(|j| j.status.is_terminal()) {
+    // A skipped variant never reached SageMaker.
+    for job in jobs.iter_mut().filter(|j| j.status.is_terminal() && j.status != JobStatus::Skipped) {
         let d = sagemaker.describe(&job.training_job_name).await?;
         if d.status.is_terminal() {
             job.status = d.status;
@@ -78,7 +82,9 @@ pub async fn describe_finished(sagemaker: &SageMaker, jobs: &mut [JobObservation
             job.failure_reason = d.failure_reason;
             job.metrics = d.metrics;
         }
-        job.timing = Some(timing(&d.transitions, d.billable_seconds, false));
+        let mut t = timing(&d.transitions, d.billable_seconds, false);
+        t.warm_pool_billable_seconds = d.warm_pool_billable_seconds;
+        job.timing = Some(t);
         reused.extend(d.warm_pool_reused_by);
     }
     for job in jobs.iter_mut() {

@@ -17,7 +17,6 @@ use retrain_core::events::{DomainEvent, JobLaunched, SweepBlocked, SweepStarted,
 use retrain_core::failure::JobStatus;
 use retrain_core::lanes::{decide, JobObservation, Launch, Retry};
 use retrain_core::names;
-use retrain_core::plan::file_system_type;
 use retrain_core::requests::Tag;
 use retrain_core::sweep::{SweepManifest, SweepTrigger};
 use retrain_core::sweep_records::{event_scope, job_event_scope, open_sweep_key};
@@ -64,8 +63,10 @@ pub async fn start(
             return deps.bus.publish(&event, &event.content_id()).await;
         }
     };
+    let mut fresh = fresh;
     let key = fresh.key();
     if deps.store.get::<serde_json::Value>("sweep manifest", &key).await?.is_none() {
+        fresh.data_version = Some(super::lineage::of_new_sweep(deps, &pipeline.name, &fresh.trigger).await?);
         // Fail before spending money: nothing launches while a check fails.
         let problems: Vec<String> = deps
             .preflight(pipeline)
@@ -102,6 +103,8 @@ pub async fn start(
         // A duplicate trigger: the first manifest is the truth.
         Created::AlreadyThere => deps.store.get("sweep manifest", &key).await?.unwrap_or(fresh),
     };
+    // The manifest names its imports now: the next sweep's data version starts after them.
+    super::lineage::retire_swept(deps, &manifest).await?;
     announce_start(deps, &manifest, out).await?;
     advance(deps, &manifest, Pass::Event, out).await.map(|_| ())
 }
@@ -109,16 +112,10 @@ pub async fn start(
 /// Publishes `SweepStarted` (at least once; the reconciler repeats it for an open sweep).
 pub async fn announce_start(deps: &Deps, manifest: &SweepManifest, out: &mut Outcome) -> Result<(), Error> {
     let pipeline = &manifest.pipeline;
-    let event = DomainEvent::SweepStarted(SweepStarted {
-        pipeline: pipeline.name.clone(),
-        sweep_id: manifest.sweep_id.clone(),
-        trigger: manifest.trigger.clone(),
-        variants: manifest.variants.len(),
-        max_parallel: manifest.max_parallel(),
-        file_system_id: pipeline.file_system.id.clone(),
-        file_system_type: file_system_type(pipeline).to_owned(),
-        manifest: format!("s3://{}/{}", deps.store.bucket(), manifest.key()),
-    });
+    let event = DomainEvent::SweepStarted(SweepStarted::of(
+        manifest,
+        format!("s3://{}/{}", deps.store.bucket(), manifest.key()),
+    ));
     if deps.bus.publish_once(&deps.store, &event_scope(manifest), &event).await? {
         out.did(format!(
             "sweep {} of {} started: {} variant(s)",
@@ -159,8 +156,14 @@ pub async fn advance_from(
         return super::finish::page(deps, manifest, 0, None, out).await;
     }
     for launch in &decision.launches {
-        if !self::launch(deps, manifest, &state.jobs, launch, pass, out).await? {
-            return Ok(Progress::Deferred);
+        match self::launch(deps, manifest, &state.jobs, launch, pass, out).await? {
+            LaunchResult::Made => {}
+            LaunchResult::Deferred => return Ok(Progress::Deferred),
+            // The lane goes on past the skipped variant, as after any final end.
+            LaunchResult::Skipped { job, first } => match Box::pin(super::job_end::next_in_lane(deps, manifest, *job, first, out)).await? {
+                Progress::Running => {}
+                other => return Ok(other),
+            },
         }
     }
     if state.deferred {
@@ -169,10 +172,21 @@ pub async fn advance_from(
     Ok(Progress::Running)
 }
 
+/// What became of one launch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LaunchResult {
+    /// Created (now or before) and announced.
+    Made,
+    /// SageMaker refused it for a quota or throttling, or the sweep is blocked.
+    Deferred,
+    /// It did not fit `sweep.max_instance_hours`: its end is recorded as `Skipped`.
+    Skipped { job: Box<JobObservation>, first: bool },
+}
+
 /// Creates one job, then announces it: its `TrainingJobLaunched` marker is
-/// the record that the launch is complete. Returns false when SageMaker
-/// refused it for a quota or throttling (deferred). `jobs` are the ended
-/// jobs known to the caller (a retry names its predecessor's failure).
+/// the record that the launch is complete. A capped sweep first takes the
+/// job's slot in the budget ledger. `jobs` are the ended jobs known to the
+/// caller (a retry names its predecessor's failure).
 ///
 /// The invocation whose create made the job announces it. A job that was
 /// already there belongs to a concurrent invocation that is announcing it
@@ -186,7 +200,7 @@ pub async fn launch(
     launch: &Launch,
     pass: Pass,
     out: &mut Outcome,
-) -> Result<bool, Error> {
+) -> Result<LaunchResult, Error> {
     let mut request = match manifest.training_job(launch.position, launch.attempt) {
         Ok(r) => r,
         Err(e) => {
@@ -197,9 +211,14 @@ pub async fn launch(
             });
             deps.bus.publish_once(&deps.store, &event_scope(manifest), &event).await?;
             out.did(format!("blocked: {e}"));
-            return Ok(false);
+            return Ok(LaunchResult::Deferred);
         }
     };
+    // Boxed: the ledger's reads would otherwise grow every caller's future (and stack) by their size.
+    if let super::budget::Admission::Skipped { job, first } = Box::pin(super::budget::admit(deps, manifest, launch)).await? {
+        out.did(format!("skipped {} for budget", job.training_job_name));
+        return Ok(LaunchResult::Skipped { job, first });
+    }
     if let Some(point) = super::suggestions::point(deps, manifest, launch.position).await? {
         request.hyper_parameters.extend(retrain_core::search::hyperparameters(&point));
     }
@@ -220,7 +239,7 @@ pub async fn launch(
     let fresh = match deps.sagemaker.launch(&request).await? {
         Launched::Deferred { code, message } => {
             deferral::defer(deps, manifest, &name, &code, &message, out).await?;
-            return Ok(false);
+            return Ok(LaunchResult::Deferred);
         }
         Launched::Created => {
             out.did(format!("launched {name} (lane {}, attempt {})", launch.lane, launch.attempt));
@@ -228,7 +247,7 @@ pub async fn launch(
         }
         Launched::AlreadyExists if pass == Pass::Event => {
             out.did(format!("{name} already launched"));
-            return Ok(true);
+            return Ok(LaunchResult::Made);
         }
         Launched::AlreadyExists => {
             out.did(format!("{name} was created, but its launch was never announced"));
@@ -240,7 +259,7 @@ pub async fn launch(
         None => None,
     };
     announce(deps, manifest, &launch.variant_id, launch.lane, launch.attempt, &name, retry, fresh).await?;
-    Ok(true)
+    Ok(LaunchResult::Made)
 }
 
 /// A retry's previous failure as recorded, when the decision came from a listing without it.
@@ -273,7 +292,7 @@ pub async fn announce_unrecorded(deps: &Deps, manifest: &SweepManifest, state: &
     for job in state
         .jobs
         .iter()
-        .filter(|j| j.status.is_terminal() && !state.launched.contains(&j.training_job_name))
+        .filter(|j| j.status.is_terminal() && j.status != JobStatus::Skipped && !state.launched.contains(&j.training_job_name))
     {
         let Some(position) = manifest.position_of(&job.variant_id) else {
             continue;

@@ -321,6 +321,9 @@ pub struct Sweep {
     /// An open sweep with no recorded progress for this long publishes `SweepStalled` once (default: `training.max_runtime_seconds` plus one hour).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stall_after_seconds: Option<u64>,
+    /// Spend cap in instance-hours: finished jobs' billable time × instance count, plus the running jobs' worst case (`instance_count` × `max_runtime_seconds`), never exceeds it; a launch that would is not made and its variant is skipped for budget. No cap when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_instance_hours: Option<f64>,
 }
 
 fn default_max_queue() -> u64 {
@@ -337,6 +340,7 @@ impl Default for Sweep {
             max_retries: 1,
             max_queue_seconds: default_max_queue(),
             stall_after_seconds: None,
+            max_instance_hours: None,
         }
     }
 }

@@ -561,6 +561,14 @@ fn sweep(r: &mut Report, at: &str, p: &Pipeline) {
             "use at least 300 seconds, or leave it out (max_runtime_seconds plus one hour)",
         );
     }
+    if let Some(cap) = s.max_instance_hours {
+        r.check(
+            cap.is_finite() && cap > 0.0,
+            &format!("{sat}.max_instance_hours"),
+            || format!("{cap} is not a positive number of instance-hours"),
+            "use a positive number (e.g. 10), or leave it out for no cap",
+        );
+    }
     if let Some(search) = &s.search {
         self::search(r, &sat, p, search);
     }

@@ -14,6 +14,7 @@ fn obj(key: &str) -> ObjectRef {
         bucket: "example-training-data".into(),
         key: key.into(),
         version: None,
+        time: None,
     }
 }
 
@@ -31,6 +32,7 @@ fn triggers_match_bucket_prefix_and_suffix() {
                 bucket: "else".into(),
                 key: "datasets/churn/a.csv".into(),
                 version: None,
+                time: None,
             }
         ),
         "bucket"
@@ -159,6 +161,7 @@ fn a_new_write_of_the_same_key_is_a_new_entry() {
     let c = config();
     let v = |version: &str| ObjectRef {
         version: Some(version.into()),
+        time: None,
         ..obj("datasets/churn/a.csv")
     };
     let first = pending_entries(&c, &[v("0055AED6DCD90281E5")]).0;

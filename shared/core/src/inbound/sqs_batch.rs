@@ -83,6 +83,8 @@ struct S3Record<'a> {
     event_source: Option<&'a str>,
     #[serde(rename = "eventName", default, borrow)]
     event_name: Option<&'a str>,
+    #[serde(rename = "eventTime", default, borrow)]
+    event_time: Option<&'a str>,
     #[serde(default, borrow)]
     s3: Option<Object<S3Entity<'a>>>,
 }
@@ -126,6 +128,7 @@ impl<'a> S3Record<'a> {
             raw_key: object.and_then(|o| o.key),
             version: object.and_then(|o| o.sequencer.or(o.e_tag).or(o.etag)),
             size: object.and_then(|o| o.size),
+            time: self.event_time,
         }
     }
 }

@@ -11,6 +11,7 @@ fn obj(key: &str) -> ObjectRef {
         bucket: "example-training-data".into(),
         key: key.into(),
         version: None,
+        time: None,
     }
 }
 

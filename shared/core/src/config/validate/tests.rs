@@ -154,12 +154,12 @@ fn reserved_tags_and_bad_schedule() {
 
 #[test]
 fn user_tags_leave_room_for_every_tag_retrain_adds() {
-    // 50 per job (SageMaker), and a deployed lane's later job carries all seven retrain:* tags.
+    // 50 per job (SageMaker), and a deployed lane's later job carries all eight retrain:* tags.
     let tags = |n: usize| (0..n).map(|i| format!("t{i}: x")).collect::<Vec<_>>().join(", ");
-    let at_limit = errors_of(&example_with("tags: { team: ml-platform }", &format!("tags: {{ {} }}", tags(43))));
+    let at_limit = errors_of(&example_with("tags: { team: ml-platform }", &format!("tags: {{ {} }}", tags(42))));
     assert!(at_limit.is_empty(), "{at_limit:#?}");
-    let over = errors_of(&example_with("tags: { team: ml-platform }", &format!("tags: {{ {} }}", tags(44))));
-    assert_error(&over, "pipelines[0].training.tags", "SageMaker allows 50 and retrain adds 7");
+    let over = errors_of(&example_with("tags: { team: ml-platform }", &format!("tags: {{ {} }}", tags(43))));
+    assert_error(&over, "pipelines[0].training.tags", "SageMaker allows 50 and retrain adds 8");
 }
 
 #[test]

@@ -455,7 +455,11 @@ def test_every_metric_and_dimension_is_documented() -> None:
     source = (ROOT / "shared" / "core" / "src" / "telemetry.rs").read_text(encoding="utf-8")
     namespace = re.search(r'pub const NAMESPACE: &str = "(\w+)";', source)
     assert namespace, "could not read NAMESPACE from telemetry.rs"
+    source = source.split("#[cfg(test)]", 1)[0]
     metrics = set(re.findall(r'metric\("(\w+)"\)', source)) | set(re.findall(r'\{"Name": "(\w+)", "Unit"', source))
+    # The domain events' counts, and the account-wide records' (name, value, unit).
+    metrics |= set(re.findall(r'\("\w+", "(\w+)"\)', source))
+    metrics |= set(re.findall(r'\("(\w+)", [^,()]+, "(?:Count|Seconds|None)"\)', source))
     dimensions = re.search(r'"Dimensions": \[\[([^\]]+)\]\]', source)
     assert metrics and dimensions, "could not read the metrics from telemetry.rs"
     metrics_section = section(OPERATIONS, "Metrics", 2)

@@ -241,7 +241,6 @@ async fn the_whole_loop(route: UploadRoute) {
         assert!(t["training_seconds"].as_f64().is_some_and(|s| s > 0.0));
     }
     let records = world.metrics.lock().map(|m| m.clone()).unwrap_or_default();
-    assert_eq!(records.len(), 7, "one EMF record per finished job, none for duplicates");
     for record in &records {
         let directive = &record["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "Retrain");
@@ -252,8 +251,25 @@ async fn the_whole_loop(route: UploadRoute) {
         for m in directive["Metrics"].as_array().expect("metrics") {
             assert!(record[m["Name"].as_str().unwrap_or_default()].is_number(), "metric {m} has a value");
         }
-        assert_eq!(record["FileSystemType"], "FSxLustre");
     }
+    let timings: Vec<&Value> = records.iter().filter(|r| r.get("StartupSeconds").is_some()).collect();
+    assert_eq!(timings.len(), 7, "one start-up record per finished job, none for duplicates");
+    assert!(timings.iter().all(|r| r["FileSystemType"] == "FSxLustre"));
+    // What the dashboard counts, each exactly once whatever the redeliveries.
+    let total = |metric: &str| records.iter().filter_map(|r| r[metric].as_f64()).sum::<f64>();
+    assert_eq!(total("ImportsStarted"), 2.0);
+    assert_eq!(total("ImportsCompleted"), 2.0);
+    assert_eq!(records.iter().filter(|r| r.get("ImportSeconds").is_some()).count(), 2);
+    assert_eq!(total("SweepsStarted"), 1.0);
+    assert_eq!(total("JobsLaunched"), 7.0);
+    assert_eq!(total("JobsRetried"), 1.0);
+    assert_eq!(total("SweepsCompleted"), 1.0);
+    let failed = |class: &str| records.iter().filter(|r| r["FailureClass"] == class).count();
+    assert_eq!(
+        (failed("transient"), failed("permanent")),
+        (1, 1),
+        "the capacity failure and the algorithm error"
+    );
     // The job reads the file system, in its VPC, through a real FileSystemDataSource.
     let job = world
         .clients

@@ -42,6 +42,11 @@ RECONCILER_ALARMS = {
     "SweepsStalled": "SweepStalledAlarm",
     "OldestPendingUploadAgeSeconds": "PendingUploadAgeAlarm",
 }
+# Counts of domain events (embedded metric format, no dimensions) -> their alarm.
+EVENT_ALARMS = {
+    "ImportsFailed": "ImportFailedAlarm",
+    "SweepsBlocked": "SweepBlockedAlarm",
+}
 # Work queue -> (its dead-letter queue, the function that consumes it).
 WORK_QUEUES = {
     "UploadQueue": ("UploadDeadLetterQueue", "OnUploadFunction"),
@@ -534,12 +539,13 @@ def test_reconciler_runs_on_its_own_always_enabled_schedule(tpl):
 
 def test_reconciler_metrics_have_alarms(tpl):
     alarms = alarms_in(tpl, "Retrain")
-    assert {p["MetricName"]: name for name, p in alarms.items()} == RECONCILER_ALARMS
-    for metric, name in RECONCILER_ALARMS.items():
+    assert {p["MetricName"]: name for name, p in alarms.items()} == RECONCILER_ALARMS | EVENT_ALARMS
+    for metric, name in (RECONCILER_ALARMS | EVENT_ALARMS).items():
         p = alarms[name]
-        # The reconciler's embedded-metric records have no dimensions; an alarm with any would never see data.
+        # The embedded-metric records have no dimensions; an alarm with any would never see data.
         assert "Dimensions" not in p, name
-        assert p["Statistic"] == "Maximum", name
+        # Gauges alarm on their level, event counts on any in the period.
+        assert p["Statistic"] == ("Maximum" if metric in RECONCILER_ALARMS else "Sum"), name
         assert p["Period"] == 300, name
         assert p["ComparisonOperator"] == "GreaterThanThreshold", name
         assert p["TreatMissingData"] == "notBreaching", name
@@ -706,3 +712,60 @@ def test_lineage_is_written_by_the_import_side_and_retired_by_the_sweep_side(tpl
         assert lineage_actions(logical_id) == {"s3:GetObject", "s3:PutObject"}, logical_id
     for logical_id in SWEEP_FUNCTIONS:
         assert lineage_actions(logical_id) == {"s3:GetObject", "s3:DeleteObject"}, logical_id
+
+
+# ------------------------------------------------------------------ dashboard
+
+
+def emitted_metrics() -> set[str]:
+    """Every metric name the code writes in an embedded-metric record."""
+    src = (ROOT / "shared/core/src/telemetry.rs").read_text()
+    src = src.split("#[cfg(test)]", 1)[0]
+    names = set(re.findall(r'"Name": "([A-Za-z]+)"', src))
+    names |= set(re.findall(r'metric\("([A-Za-z]+)"\)', src))
+    names |= set(re.findall(r'\("[A-Za-z]+", "([A-Za-z]+)"\)', src))
+    names |= set(re.findall(r'\("([A-Za-z]+)", [^,()]+, "(?:Count|Seconds|None)"\)', src))
+    return names
+
+
+def dashboard(tpl: dict) -> dict:
+    body = props(tpl, "Dashboard")["DashboardBody"]["Fn::Sub"]
+    # Substitutions stand for names; any value keeps the JSON valid.
+    return json.loads(re.sub(r"\$\{[^}]+\}", "X", body))
+
+
+def dashboard_metrics(board: dict) -> tuple[set[str], set[str]]:
+    """The Retrain metric names on the dashboard, and the other namespaces it shows."""
+    names, namespaces = set(), set()
+    for widget in board["widgets"]:
+        for row in widget["properties"]["metrics"]:
+            head = row[0]
+            if isinstance(head, dict):
+                names |= set(re.findall(r'MetricName="([A-Za-z]+)"', head["expression"]))
+                assert "{Retrain," in head["expression"], head
+            elif head == "Retrain":
+                names.add(row[1])
+            else:
+                namespaces.add(head)
+    return names, namespaces
+
+
+def test_every_emitted_metric_is_on_the_dashboard_and_every_dashboard_metric_is_emitted(tpl):
+    emitted = emitted_metrics()
+    assert {"StartupSeconds", "OpenSweeps", "JobsLaunched", "JobsFailed", "ImportSeconds", "SweepInstanceHours"} <= emitted
+    shown, _ = dashboard_metrics(dashboard(tpl))
+    assert emitted - shown == set(), f"emitted but not on the dashboard: {sorted(emitted - shown)}"
+    assert shown - emitted == set(), f"on the dashboard but never emitted: {sorted(shown - emitted)}"
+
+
+def test_the_dashboard_shows_every_function_and_dead_letter_queue(tpl):
+    body = props(tpl, "Dashboard")["DashboardBody"]["Fn::Sub"]
+    _, namespaces = dashboard_metrics(dashboard(tpl))
+    assert namespaces == {"AWS/Lambda", "AWS/SQS"}
+    for fn in resources(tpl, "AWS::Serverless::Function"):
+        assert body.count("${" + fn + "}") == 2, f"{fn}: errors and duration"
+    for queue in resources(tpl, "AWS::SQS::Queue"):
+        if "DeadLetter" in queue:
+            assert "${" + queue + ".QueueName}" in body, queue
+    # Per-pipeline start-up series come from a SEARCH over the job records' dimensions.
+    assert "{Retrain,FileSystemType,Pipeline}" in body

@@ -4,6 +4,7 @@ use crate::adapters::{bus::Bus, fsx::Fsx, network::Network, sagemaker::SageMaker
 use crate::error::Error;
 use crate::settings::Settings;
 use retrain_core::config::{FileSystemKind, Pipeline};
+use retrain_core::events::DomainEvent;
 use retrain_core::preflight::{self, Finding};
 use retrain_core::sweep::{manifest_key, SweepManifest};
 use retrain_core::Config;
@@ -52,6 +53,37 @@ impl MetricSink {
 }
 
 impl Deps {
+    /// Publishes `event` once per scope (see [`Bus::publish_once`]) and
+    /// counts it on its first publication.
+    pub async fn publish_once(&self, scope: &str, event: &DomainEvent) -> Result<bool, Error> {
+        let first = self.bus.publish_once(&self.store, scope, event).await?;
+        if first {
+            self.count(event);
+        }
+        Ok(first)
+    }
+
+    /// Publishes `events` together, each once per scope, and counts the first publications.
+    pub async fn publish_new(&self, scope: &str, events: &[DomainEvent]) -> Result<(), Error> {
+        for event in self.bus.publish_new(&self.store, scope, events).await? {
+            self.count(event);
+        }
+        Ok(())
+    }
+
+    /// Publishes an event that has no once-marker (its id is its content's), and counts it.
+    pub async fn publish(&self, event: &DomainEvent, event_id: &str) -> Result<(), Error> {
+        self.bus.publish(event, event_id).await?;
+        self.count(event);
+        Ok(())
+    }
+
+    fn count(&self, event: &DomainEvent) {
+        if let Some(record) = retrain_core::telemetry::event_emf(event, crate::handlers::now_epoch() * 1000) {
+            self.metrics.emit(&record);
+        }
+    }
+
     pub fn new(config: Config, settings: Settings, clients: Clients) -> Deps {
         Deps {
             store: Store::new(clients.s3, settings.artifacts_bucket.clone()),

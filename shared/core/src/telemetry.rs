@@ -2,6 +2,8 @@
 //! `SecondaryStatusTransitions`. Training from a file system shrinks the
 //! Downloading step; a warm pool shrinks Starting. These numbers show it.
 
+use crate::events::DomainEvent;
+use crate::failure::FailureClass;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -128,9 +130,99 @@ pub fn open_work_emf(work: &OpenWork, timestamp_ms: u64) -> serde_json::Value {
     })
 }
 
+/// The count each domain event adds to (namespace `Retrain`, no dimensions:
+/// the dashboard and the alarms watch them account-wide). The stall events
+/// have none: the reconciler's `ImportsStalled` and `SweepsStalled` gauges
+/// say the same, level-driven.
+pub const EVENT_METRICS: [(&str, &str); 10] = [
+    ("DataImportStarted", "ImportsStarted"),
+    ("DataImportCompleted", "ImportsCompleted"),
+    ("DataImportFailed", "ImportsFailed"),
+    ("SweepStarted", "SweepsStarted"),
+    ("TrainingJobLaunched", "JobsLaunched"),
+    ("VariantRetried", "JobsRetried"),
+    ("SweepCompleted", "SweepsCompleted"),
+    ("ModelRegistered", "ModelsRegistered"),
+    ("SweepBlocked", "SweepsBlocked"),
+    ("LaunchDeferred", "LaunchesDeferred"),
+];
+
+/// One account-wide record of `metrics` (name, value, unit).
+fn account_emf(metrics: &[(&str, f64, &str)], timestamp_ms: u64) -> serde_json::Value {
+    let mut record = serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [[]],
+                "Metrics": metrics.iter().map(|(name, _, unit)| serde_json::json!({"Name": name, "Unit": unit})).collect::<Vec<_>>()
+            }]
+        }
+    });
+    for (name, value, _) in metrics {
+        record[*name] = serde_json::json!(value);
+    }
+    record
+}
+
+/// The record a domain event's first publication emits: its count, and for
+/// a completed sweep the instance-hours it used.
+pub fn event_emf(event: &DomainEvent, timestamp_ms: u64) -> Option<serde_json::Value> {
+    let (_, metric) = EVENT_METRICS.iter().find(|(t, _)| *t == event.detail_type())?;
+    let mut metrics = vec![(*metric, 1.0, "Count")];
+    if let DomainEvent::SweepCompleted(done) = event {
+        metrics.push(("SweepInstanceHours", done.instance_hours.billable, "None"));
+    }
+    Some(account_emf(&metrics, timestamp_ms))
+}
+
+/// A succeeded import's duration, from its start to the success seen.
+pub fn import_emf(seconds: u64, timestamp_ms: u64) -> serde_json::Value {
+    account_emf(&[("ImportSeconds", seconds as f64, "Seconds")], timestamp_ms)
+}
+
+/// A failed training job, counted by whether a retry can help (`FailureClass`: `transient` or `permanent`).
+pub fn job_failure_emf(class: FailureClass, timestamp_ms: u64) -> serde_json::Value {
+    let class = match class {
+        FailureClass::Transient => "transient",
+        FailureClass::Permanent => "permanent",
+    };
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["FailureClass"]],
+                "Metrics": [{"Name": "JobsFailed", "Unit": "Count"}]
+            }]
+        },
+        "FailureClass": class,
+        "JobsFailed": 1,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_event_but_the_stalls_has_its_count() {
+        for t in crate::events::DETAIL_TYPES {
+            let counted = EVENT_METRICS.iter().any(|(d, _)| *d == t);
+            assert_eq!(counted, !t.ends_with("Stalled"), "{t}");
+        }
+    }
+
+    #[test]
+    fn account_records_carry_the_values_they_name() {
+        let record = import_emf(42, 7);
+        assert_eq!(record["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([[]]));
+        assert_eq!(record["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "ImportSeconds");
+        assert_eq!(record["ImportSeconds"], 42.0);
+        let failed = job_failure_emf(FailureClass::Transient, 7);
+        assert_eq!(failed["FailureClass"], "transient");
+        assert_eq!(failed["JobsFailed"], 1);
+    }
 
     #[test]
     fn the_open_work_record_names_every_metric_it_carries() {

@@ -1,6 +1,6 @@
 //! Domain events on the EventBridge bus.
 
-use crate::adapters::store::Store;
+use crate::adapters::store::{Created, Store};
 use crate::error::{aws, Error};
 use retrain_core::events::{event_id, once_marker_key, DomainEvent};
 use tracing::{info, instrument};
@@ -71,29 +71,34 @@ impl Bus {
     /// subject was created by this very invocation), in one `PutEvents`,
     /// then writes their done-markers in order: the same guarantee as
     /// [`Bus::publish_once`] without first looking for the markers.
-    pub async fn publish_new(&self, store: &Store, scope: &str, events: &[DomainEvent]) -> Result<(), Error> {
+    /// Publishes `events` together and marks each; returns those whose
+    /// marker this call created (a retry after a crash publishes again,
+    /// under the same ids, but only one call creates each marker).
+    pub async fn publish_new<'e>(&self, store: &Store, scope: &str, events: &'e [DomainEvent]) -> Result<Vec<&'e DomainEvent>, Error> {
         let with_ids: Vec<(&DomainEvent, String)> = events.iter().map(|e| (e, event_id(scope, e.detail_type()))).collect();
         self.publish_all(&with_ids).await?;
+        let mut marked = Vec::new();
         for event in events {
-            store
-                .put_once(&once_marker_key(scope, event.detail_type()), &event.detail())
-                .await?;
+            let marker = once_marker_key(scope, event.detail_type());
+            if store.put_once(&marker, &event.detail()).await? == Created::Now {
+                marked.push(event);
+            }
         }
-        Ok(())
+        Ok(marked)
     }
 
     /// Publishes `event` for `scope` at least once, with an id derived from
     /// the scope. The done-marker is written *after* `PutEvents` succeeded:
     /// an invocation that dies in between leaves no marker, so its retry (or
     /// the reconciler) publishes again, under the same id. A marker written
-    /// first would lose the event for good. Returns whether it published now.
+    /// first would lose the event for good. Returns whether this call wrote
+    /// the marker: true for exactly one publication, whatever the retries.
     pub async fn publish_once(&self, store: &Store, scope: &str, event: &DomainEvent) -> Result<bool, Error> {
         let marker = once_marker_key(scope, event.detail_type());
         if store.exists(&marker).await? {
             return Ok(false);
         }
         self.publish(event, &event_id(scope, event.detail_type())).await?;
-        store.put_once(&marker, &event.detail()).await?;
-        Ok(true)
+        Ok(store.put_once(&marker, &event.detail()).await? == Created::Now)
     }
 }

@@ -63,7 +63,7 @@ pub async fn defer(deps: &Deps, manifest: &SweepManifest, name: &str, code: &str
         since: record.since,
         gives_up_at: record.since + limit,
     });
-    deps.bus.publish_once(&deps.store, &scope, &event).await?;
+    deps.publish_once(&scope, &event).await?;
     let waited = now_epoch().saturating_sub(record.since);
     if waited > limit {
         let event = DomainEvent::SweepBlocked(SweepBlocked {
@@ -77,7 +77,7 @@ pub async fn defer(deps: &Deps, manifest: &SweepManifest, name: &str, code: &str
                 fix_for(&record.code, &manifest.pipeline.training.instance_type)
             )],
         });
-        deps.bus.publish_once(&deps.store, &scope, &event).await?;
+        deps.publish_once(&scope, &event).await?;
     }
     out.did(format!("{name} deferred ({code}: {message}), waiting since {}", record.since));
     Ok(())

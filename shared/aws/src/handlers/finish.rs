@@ -101,7 +101,7 @@ pub async fn page(
         // Every attempt counts, not only each variant's last.
         instance_hours: retrain_core::budget::used(manifest, &jobs),
     });
-    if deps.bus.publish_once(&deps.store, &scope, &event).await? {
+    if deps.publish_once(&scope, &event).await? {
         out.did(format!("sweep {} of {} completed", manifest.sweep_id, manifest.pipeline.name));
     }
     Box::pin(super::register::after_sweep(deps, manifest, Some(&outcome), out)).await?;

@@ -178,9 +178,7 @@ pub async fn announce_started(deps: &Deps, record: &ImportRecord) -> Result<(), 
         objects: record.objects,
         attempt: record.attempt,
     });
-    deps.bus
-        .publish_once(&deps.store, &format!("imports/{}", record.task_id), &event)
-        .await?;
+    deps.publish_once(&format!("imports/{}", record.task_id), &event).await?;
     Ok(())
 }
 

@@ -12,14 +12,14 @@ use super::{finish, sweep_state, Outcome, Pass};
 use crate::adapters::store::Created;
 use crate::deps::Deps;
 use crate::error::Error;
-use retrain_core::failure::JobStatus;
+use retrain_core::failure::{classify, JobStatus};
 use retrain_core::inbound::JobStateChange;
 use retrain_core::lanes::{after, JobObservation, LaneStep};
 use retrain_core::names;
 use retrain_core::plan::file_system_type;
 use retrain_core::sweep::SweepManifest;
 use retrain_core::sweep_records::{every_lane_done, lane_done_key, lanes_done_prefix, launched_key};
-use retrain_core::telemetry::{emf, timing};
+use retrain_core::telemetry::{emf, job_failure_emf, timing};
 
 /// Handles one state change of one of the sweep's jobs.
 pub async fn handle(deps: &Deps, manifest: &SweepManifest, change: &JobStateChange, out: &mut Outcome) -> Result<Progress, Error> {
@@ -51,6 +51,11 @@ pub async fn handle(deps: &Deps, manifest: &SweepManifest, change: &JobStateChan
                 super::now_epoch() * 1000,
             );
             deps.metrics.emit(&record);
+        }
+        if job.status == JobStatus::Failed {
+            let classified = || classify(job.status, job.secondary_status.as_deref(), job.failure_reason.as_deref()).0;
+            let class = job.failure_class.unwrap_or_else(classified);
+            deps.metrics.emit(&job_failure_emf(class, super::now_epoch() * 1000));
         }
     }
     next_in_lane(deps, manifest, job, first, out).await

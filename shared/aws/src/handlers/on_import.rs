@@ -84,9 +84,7 @@ async fn running(
                     settings.max_wait_seconds
                 ),
             });
-            deps.bus
-                .publish_once(&deps.store, &format!("imports/{}", w.task_id), &event)
-                .await?;
+            deps.publish_once(&format!("imports/{}", w.task_id), &event).await?;
         }
     }
     match pass {
@@ -139,12 +137,19 @@ async fn succeeded(deps: &Deps, w: &ImportWatch, record: Option<&ImportRecord>, 
         super::lineage::record_import(deps, r, &gone).await?;
         let retired: Vec<String> = gone.into_iter().map(|p| p.key).collect();
         // Indexed before deleting, so a redelivered batch never finds neither.
-        deps.store
+        let indexed = deps
+            .store
             .put_once(
                 &imported_index_key(fs, r.started_at, &w.task_id),
                 &serde_json::json!({"task_id": w.task_id}),
             )
             .await?;
+        // The index is the duration's once-marker: a replayed success emits nothing.
+        if indexed == Created::Now {
+            let now = super::now_epoch();
+            deps.metrics
+                .emit(&retrain_core::telemetry::import_emf(now.saturating_sub(r.started_at), now * 1000));
+        }
         deps.store.delete_many(&retired).await?;
     }
     let waiting = pipelines_of(deps, fs, &remaining);
@@ -172,11 +177,7 @@ async fn succeeded(deps: &Deps, w: &ImportWatch, record: Option<&ImportRecord>, 
         pipelines,
         settled: settled.clone(),
     });
-    if deps
-        .bus
-        .publish_once(&deps.store, &format!("imports/{}", w.task_id), &event)
-        .await?
-    {
+    if deps.publish_once(&format!("imports/{}", w.task_id), &event).await? {
         info!(task_id = %w.task_id, ?settled, "import completed");
     }
     for p in &settled {
@@ -254,7 +255,7 @@ async fn ended_badly(
         attempt: record.attempt,
         will_retry,
     });
-    deps.bus.publish_once(&deps.store, &scope, &event).await?;
+    deps.publish_once(&scope, &event).await?;
     // A task that failed for good leaves its entries pending without a
     // second look: the next upload or the reconciler retries them.
     let mut recheck = false;
@@ -274,7 +275,7 @@ async fn ended_badly(
                 sweep_id: None,
                 problems: vec![format!("import {} on {fs} {}: {failure}; uploads stay pending and the next upload retries them — fix the cause (paths inside the data repository, file system AVAILABLE)", w.task_id, task.lifecycle)],
             });
-            deps.bus.publish_once(&deps.store, &format!("{scope}/{p}"), &event).await?;
+            deps.publish_once(&format!("{scope}/{p}"), &event).await?;
         }
         out.did(format!("import {} {}: no retry left", w.task_id, task.lifecycle));
     }

@@ -123,9 +123,7 @@ async fn imports(deps: &Deps, fs: &str, work: &mut OpenWork, out: &mut Outcome) 
             fix: "look at the file system's data repository tasks in the FSx console (DataImportFailed names the failure); fix the cause and the next pass imports them, or raise import.max_wait_seconds".to_owned(),
         });
         let entry = parse_pending_key(fs, &oldest_key).map(|l| l.id().to_owned()).unwrap_or_default();
-        deps.bus
-            .publish_once(&deps.store, &format!("imports/stalled/{fs}/{entry}"), &event)
-            .await?;
+        deps.publish_once(&format!("imports/stalled/{fs}/{entry}"), &event).await?;
     }
     Ok(())
 }
@@ -210,8 +208,7 @@ async fn stall(deps: &Deps, manifest: &SweepManifest, state: &SweepState, work: 
         fix: "check the jobs in the SageMaker console (a job stuck in Stopping, a quota, a training plan); stop a stuck job and the sweep goes on, or raise sweep.stall_after_seconds".to_owned(),
         waiting_for,
     });
-    deps.bus
-        .publish_once(&deps.store, &format!("{}/stalled/{last}", event_scope(manifest)), &event)
+    deps.publish_once(&format!("{}/stalled/{last}", event_scope(manifest)), &event)
         .await?;
     Ok(())
 }

@@ -135,7 +135,7 @@ pub async fn after_sweep(deps: &Deps, manifest: &SweepManifest, outcome: Option<
         reason: registration.comparison.clone(),
         data_version: manifest.data_version(),
     });
-    deps.bus.publish_once(&deps.store, &event_scope(manifest), &event).await?;
+    deps.publish_once(&event_scope(manifest), &event).await?;
     let record = BTreeMap::from([
         ("model_package_arn", arn.clone()),
         ("status", registration.status.as_str().to_owned()),

@@ -60,7 +60,7 @@ pub async fn start(
                 sweep_id: None,
                 problems: vec![e.to_string()],
             });
-            return deps.bus.publish(&event, &event.content_id()).await;
+            return deps.publish(&event, &event.content_id()).await;
         }
     };
     let mut fresh = fresh;
@@ -87,7 +87,7 @@ pub async fn start(
                 sweep_id: Some(fresh.sweep_id.clone()),
                 problems,
             });
-            deps.bus.publish_once(&deps.store, &event_scope(&fresh), &event).await?;
+            deps.publish_once(&event_scope(&fresh), &event).await?;
             return Ok(());
         }
     }
@@ -116,7 +116,7 @@ pub async fn announce_start(deps: &Deps, manifest: &SweepManifest, out: &mut Out
         manifest,
         format!("s3://{}/{}", deps.store.bucket(), manifest.key()),
     ));
-    if deps.bus.publish_once(&deps.store, &event_scope(manifest), &event).await? {
+    if deps.publish_once(&event_scope(manifest), &event).await? {
         out.did(format!(
             "sweep {} of {} started: {} variant(s)",
             manifest.sweep_id,
@@ -209,7 +209,7 @@ pub async fn launch(
                 sweep_id: Some(manifest.sweep_id.clone()),
                 problems: vec![e.to_string()],
             });
-            deps.bus.publish_once(&deps.store, &event_scope(manifest), &event).await?;
+            deps.publish_once(&event_scope(manifest), &event).await?;
             out.did(format!("blocked: {e}"));
             return Ok(LaunchResult::Deferred);
         }
@@ -363,10 +363,10 @@ async fn announce(
     // Last, so its marker (the launch record) means both are out.
     events.push(DomainEvent::TrainingJobLaunched(base));
     if fresh {
-        return deps.bus.publish_new(&deps.store, &scope, &events).await;
+        return deps.publish_new(&scope, &events).await;
     }
     for event in &events {
-        deps.bus.publish_once(&deps.store, &scope, event).await?;
+        deps.publish_once(&scope, event).await?;
     }
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! `retrain`: validate a configuration, print its schema, and plan what the
 //! system would do with an event — without writing to AWS.
 
+mod events;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use retrain_core::config::{self, FileSystemKind};
@@ -10,13 +12,14 @@ use std::process::ExitCode;
 
 /// `println!` that ends the program quietly when stdout is a closed pipe
 /// (`retrain schema | head`), instead of panicking.
+#[macro_export]
 macro_rules! say {
     ($($arg:tt)*) => {
-        write_line(&format!($($arg)*))
+        $crate::write_line(&format!($($arg)*))
     };
 }
 
-fn write_line(text: &str) {
+pub(crate) fn write_line(text: &str) {
     use std::io::Write;
     if let Err(e) = writeln!(std::io::stdout().lock(), "{text}") {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -83,6 +86,30 @@ enum Command {
         #[arg(long)]
         compare: Option<String>,
     },
+    /// Print the stack's domain events (its event log) as a timeline, oldest first.
+    #[command(
+        after_help = "Examples:\n  retrain events --since 1h\n  retrain events --pipeline churn --since 2d\n  retrain events --sweep 5d41402abc --json\n  retrain events --follow\n\nReads the CloudWatch Logs group that the stack's event-log rule writes (output\nEventLogGroupName). An event published again after a retry shows once."
+    )]
+    Events {
+        /// The stack's event log group (output EventLogGroupName).
+        #[arg(long, env = "RETRAIN_EVENT_LOG_GROUP")]
+        log_group: String,
+        /// Only this pipeline's events (imports name every pipeline they cover).
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// Only this sweep's events.
+        #[arg(long)]
+        sweep: Option<String>,
+        /// How far back: a number and s, m, h or d.
+        #[arg(long, default_value = "1h")]
+        since: String,
+        /// Keep printing new events as they arrive (Ctrl-C stops).
+        #[arg(long)]
+        follow: bool,
+        /// One JSON object per event and line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print, as JSON, the AWS calls an event would cause: {"actions": [...], "skipped": [...]}.
     #[command(
         after_help = "Examples:\n  retrain plan --config examples/pipelines.yaml --event events/s3-put.json\n  retrain plan --config examples/pipelines.yaml --event events/scheduled-event.json\n  echo '{\"kind\":\"start-sweep\",\"pipeline\":\"churn\"}' | retrain plan --config examples/pipelines.yaml --event -\n\nNever writes to AWS. When a Lustre pipeline has no mount_name, plan reads it with\nfsx:DescribeFileSystems (AWS_REGION / AWS_ENDPOINT_URL apply), and says so when it cannot."
@@ -132,6 +159,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
             compare,
         } => status(&sweep, pipeline.as_deref(), &artifacts_bucket, json, compare),
+        Command::Events {
+            log_group,
+            pipeline,
+            sweep,
+            since,
+            follow,
+            json,
+        } => events::run(events::Args {
+            log_group,
+            filter: retrain_core::event_log::Filter { pipeline, sweep_id: sweep },
+            since,
+            follow,
+            json,
+        }),
         Command::Plan {
             config,
             event,

@@ -68,6 +68,8 @@ STORY_SECONDS = 90.0
 DATA_BUCKET = "example-training-data"
 ARTIFACTS_BUCKET = "retrain-artifacts"
 BUS = "retrain"
+# The stack's EventLogGroup, which its EventLogRule fills with every domain event.
+EVENT_LOG_GROUP = "/aws/events/retrain"
 CONFIG_KEY = "config/pipelines.yaml"
 UPLOADS = 40
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
@@ -132,6 +134,13 @@ def build_world(endpoint: str, say: Callable[[str, str, str], None]) -> dict[str
     for bucket in (DATA_BUCKET, ARTIFACTS_BUCKET):
         s3.create_bucket(Bucket=bucket)
     events.create_event_bus(Name=BUS)
+    client("logs").create_log_group(logGroupName=EVENT_LOG_GROUP)
+    events.put_rule(Name="retrain-event-log", EventBusName=BUS, EventPattern=json.dumps({"source": ["retrain"]}))
+    events.put_targets(
+        Rule="retrain-event-log",
+        EventBusName=BUS,
+        Targets=[{"Id": "event-log", "Arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{EVENT_LOG_GROUP}"}],
+    )
     dlq_url, dlq_arn = create_queue(sqs, "retrain-uploads-dlq")
     uploads_url, uploads_arn = create_queue(
         sqs,
@@ -459,7 +468,24 @@ class Demo:
         # (d): the reconciler's scheduled pass: with every event delivered, nothing is left open.
         self.reconcile()
         self.check()
+        # (e): what an operator reads afterwards: churn's events, from the event log.
+        self.event_timeline("churn")
         return 0
+
+    def event_timeline(self, pipeline: str) -> None:
+        cli = self.bin_dir / "retrain"
+        if not cli.is_file():
+            raise DemoFailed(f"the retrain command is missing in {self.bin_dir} (cargo build -p retrain-cli)")
+        self.say("logs", f"log-group{EVENT_LOG_GROUP}", f"retrain events --pipeline {pipeline} --since 1h")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RETRAIN_"))}
+        env.update(AWS_ENDPOINT_URL=self.endpoint, AWS_REGION=REGION, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+        args = [str(cli), "events", "--log-group", EVENT_LOG_GROUP, "--pipeline", pipeline, "--since", "1h"]
+        run = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+        if run.returncode != 0:
+            raise DemoFailed(f"retrain events exited {run.returncode}: {run.stderr.strip()}")
+        print(run.stdout.rstrip(), flush=True)
+        timeline = subprocess.run([*args, "--json"], env=env, capture_output=True, text=True, timeout=60)
+        self.timeline = [json.loads(line) for line in timeline.stdout.splitlines() if line.strip()]
 
     def registered(self, sweep_id: str) -> dict[str, Any] | None:
         return next((r for r in self.bus.seen("ModelRegistered") if r["sweep_id"] == sweep_id), None)
@@ -657,6 +683,7 @@ class Demo:
             "sweeps_completed": len(completed),
             "best": best,
             "models": models,
+            "event_log": [e["detail_type"] for e in getattr(self, "timeline", [])],
             "open_sweeps": (self.open_work or {}).get("OpenSweeps"),
         }
         if error:

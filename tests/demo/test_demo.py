@@ -52,6 +52,12 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     assert first["model_package_arn"] != second["model_package_arn"], tail
     assert second["production_value"] == first["value"] and second["value"] <= first["value"], tail
     assert all(m["data_version"] and m["data_version"].startswith("dv-") for m in models), tail
+    # The event log holds churn's story once per event: its import, two sweeps, two registrations.
+    log = summary["event_log"]
+    assert log[0] == "DataImportStarted", tail
+    for detail_type, times in [("DataImportCompleted", 1), ("SweepStarted", 2), ("SweepCompleted", 2), ("ModelRegistered", 2)]:
+        assert log.count(detail_type) == times, (detail_type, log)
+    assert log.count("TrainingJobLaunched") == summary["training_jobs"] - 2, (log, "fraud-efs ran two jobs")
     # The reconciler's pass at the end finds nothing open (its OpenSweeps metric).
     assert summary["open_sweeps"] == 0, tail
     # The functions' logs hold neither the credentials nor the config's secrets.

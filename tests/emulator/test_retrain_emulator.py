@@ -1525,3 +1525,28 @@ def test_eventbridge_delivers_to_a_queue_only_if_its_policy_allows_the_rule(clie
     s3, sqs, url = eventbridge_route(client, policy=policy, source_arn=source_arn)
     s3.put_object(Bucket=DATA_BUCKET, Key="datasets/churn/a.csv", Body=b"x")
     assert received(sqs, url) == []
+
+
+# ------------------------------------------- EventBridge -> CloudWatch Logs
+
+
+def test_a_rule_with_a_log_group_target_logs_each_event_it_matches(client):
+    events, logs = client("events"), client("logs")
+    events.create_event_bus(Name="retrain")
+    logs.create_log_group(logGroupName="/aws/events/retrain")
+    events.put_rule(Name="log", EventBusName="retrain", EventPattern=json.dumps({"source": ["retrain"]}))
+    arn = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/events/retrain"
+    events.put_targets(Rule="log", EventBusName="retrain", Targets=[{"Id": "log", "Arn": arn}])
+    detail = {"pipeline": "churn", "sweep_id": "s1", "event_id": "e1"}
+    events.put_events(
+        Entries=[
+            {"EventBusName": "retrain", "Source": "retrain", "DetailType": "SweepStarted", "Detail": json.dumps(detail)},
+            {"EventBusName": "retrain", "Source": "other", "DetailType": "Ignored", "Detail": "{}"},
+        ]
+    )
+    logged = logs.filter_log_events(logGroupName="/aws/events/retrain")["events"]
+    assert len(logged) == 1, logged
+    event = json.loads(logged[0]["message"])
+    assert (event["source"], event["detail-type"], event["detail"]) == ("retrain", "SweepStarted", detail)
+    assert event["time"].endswith("Z")
+    assert isinstance(logged[0]["timestamp"], int), "a long, as the API reference types it"

@@ -18,6 +18,8 @@ pub const REGION: &str = "us-east-1";
 pub const DATA_BUCKET: &str = "example-training-data";
 pub const ARTIFACTS_BUCKET: &str = "retrain-artifacts";
 pub const BUS: &str = "retrain-bus";
+/// The event log, as the stack's EventLogGroup and EventLogRule make it.
+pub const EVENT_LOG_GROUP: &str = "/aws/events/retrain-test";
 /// The stack name the functions get from `RETRAIN_STACK_NAME`.
 pub const STACK: &str = "retrain-test";
 pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/RetrainSageMakerTraining";
@@ -245,6 +247,7 @@ impl World {
             clients.s3.create_bucket().bucket(bucket).send().await.expect("create bucket");
         }
         clients.events.create_event_bus().name(BUS).send().await.expect("create bus");
+        event_log(&emulator.endpoint, &clients).await;
         let upload_queue = queue(&clients, "retrain-uploads").await;
         let watch_queue = queue(&clients, "retrain-watch").await;
         let tick_queue = queue(&clients, "retrain-ticks").await;
@@ -784,4 +787,38 @@ fn delivery_attributes(m: &aws_sdk_sqs::types::Message) -> Value {
         "SenderId": get(A::SenderId, "AIDAEXAMPLE"),
         "ApproximateFirstReceiveTimestamp": get(A::ApproximateFirstReceiveTimestamp, "1795618800001"),
     })
+}
+
+/// Every domain event to the event log, as template.yaml's EventLogRule sends it.
+async fn event_log(endpoint: &str, clients: &Clients) {
+    aws_sdk_cloudwatchlogs::Client::new(&sdk_config(endpoint, 5))
+        .create_log_group()
+        .log_group_name(EVENT_LOG_GROUP)
+        .send()
+        .await
+        .expect("event log group");
+    clients
+        .events
+        .put_rule()
+        .name("event-log")
+        .event_bus_name(BUS)
+        .event_pattern(json!({"source": [retrain_core::events::EVENT_SOURCE]}).to_string())
+        .send()
+        .await
+        .expect("event log rule");
+    clients
+        .events
+        .put_targets()
+        .rule("event-log")
+        .event_bus_name(BUS)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("event-log")
+                .arn(format!("arn:aws:logs:{REGION}:123456789012:log-group:{EVENT_LOG_GROUP}"))
+                .build()
+                .expect("target"),
+        )
+        .send()
+        .await
+        .expect("event log target");
 }

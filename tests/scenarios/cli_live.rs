@@ -161,3 +161,71 @@ async fn status_shows_the_sweep_table_and_json_and_compares_start_up() {
     );
     assert!((c["saved_per_job_seconds"].as_f64().unwrap_or(f64::NAN) - (other - here)).abs() < 1e-9);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_prints_the_event_log_as_a_timeline_once_per_event() {
+    use retrain_tests::world::{Target, EVENT_LOG_GROUP};
+    let mut world = World::start().await;
+    let scheduled: serde_json::Value = serde_json::from_str(include_str!("../../events/scheduled-event.json")).expect("fixture");
+    world.deliver(Target::StartSweep, scheduled.clone()).await;
+    // A redelivered schedule publishes nothing new; the log holds each event once anyway.
+    world.deliver(Target::StartSweep, scheduled).await;
+    for i in 0..2 {
+        let name = world.emulator.jobs()["jobs"][i]["name"].as_str().unwrap_or_default().to_owned();
+        let event = world
+            .emulator
+            .complete_job(&name, serde_json::json!({"validation:logloss": 0.5 - i as f64 / 10.0}));
+        world.deliver(Target::OnTraining, event).await;
+    }
+    let sweep_id = world.published("SweepStarted")[0]["sweep_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+
+    let json_lines = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut all = vec!["events", "--log-group", EVENT_LOG_GROUP, "--json"];
+        all.extend_from_slice(args);
+        let out = retrain(&world, &all);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect()
+    };
+    let all = json_lines(&["--since", "1h"]);
+    let types: Vec<&str> = all.iter().filter_map(|e| e["detail_type"].as_str()).collect();
+    assert_eq!(
+        types,
+        ["SweepStarted", "TrainingJobLaunched", "TrainingJobLaunched", "SweepCompleted"],
+        "{all:#?}"
+    );
+    assert!(all
+        .iter()
+        .all(|e| e["pipeline"] == "fraud-efs" && e["sweep_id"] == sweep_id.as_str()));
+    assert!(
+        all[3]["summary"].as_str().is_some_and(|s| s.starts_with("best v1")),
+        "the lower logloss wins: {:#}",
+        all[3]
+    );
+    assert_eq!(json_lines(&["--sweep", &sweep_id]).len(), 4);
+    assert!(json_lines(&["--sweep", "another"]).is_empty());
+    assert!(json_lines(&["--pipeline", "churn"]).is_empty());
+
+    let out = retrain(&world, &["events", "--log-group", EVENT_LOG_GROUP, "--pipeline", "fraud-efs"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for word in ["time", "event", "what happened", "SweepCompleted", &sweep_id] {
+        assert!(table.contains(word), "{word} in\n{table}");
+    }
+
+    let bad = retrain(&world, &["events", "--log-group", EVENT_LOG_GROUP, "--since", "1w"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("s, m, h or d"));
+    let missing = retrain(&world, &["events", "--log-group", "/aws/events/nope"]);
+    assert_eq!(missing.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        message.contains("/aws/events/nope") && message.contains("EventLogGroupName"),
+        "{message}"
+    );
+}

@@ -769,3 +769,24 @@ def test_the_dashboard_shows_every_function_and_dead_letter_queue(tpl):
             assert "${" + queue + ".QueueName}" in body, queue
     # Per-pipeline start-up series come from a SEARCH over the job records' dimensions.
     assert "{Retrain,FileSystemType,Pipeline}" in body
+
+
+# ------------------------------------------------------------------ event log
+
+
+def test_every_domain_event_goes_to_the_event_log_with_a_set_retention(tpl):
+    group = props(tpl, "EventLogGroup")
+    assert group["RetentionInDays"] == {"Ref": "EventLogRetentionDays"}
+    assert tpl["Parameters"]["EventLogRetentionDays"]["Default"] in tpl["Parameters"]["EventLogRetentionDays"]["AllowedValues"]
+    rule = props(tpl, "EventLogRule")
+    assert rule["EventBusName"] == {"Ref": "EventBus"}
+    assert rule["EventPattern"] == {"source": ["retrain"]}, "every domain event, whatever its type"
+    (target,) = rule["Targets"]
+    assert "log-group:${EventLogGroup}" in target["Arn"]["Fn::Sub"]
+    # EventBridge writes under the group's resource policy, only for this rule.
+    policy = json.loads(re.sub(r"\$\{[^}]+\}", "X", props(tpl, "EventLogPolicy")["PolicyDocument"]["Fn::Sub"]))
+    (statement,) = policy["Statement"]
+    assert sorted(statement["Action"]) == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": "X"}}
+    assert "${EventLogRule.Arn}" in props(tpl, "EventLogPolicy")["PolicyDocument"]["Fn::Sub"]
+    assert tpl["Outputs"]["EventLogGroupName"]["Value"] == {"Ref": "EventLogGroup"}

@@ -4,6 +4,7 @@
 
 pub mod budget;
 pub mod config;
+pub mod event_log;
 pub mod events;
 pub mod failure;
 pub mod import_plan;

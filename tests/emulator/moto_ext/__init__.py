@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterable
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from . import ec2, efs, events, fsx, s3, s3_eventbridge, sagemaker, sqs
+from . import ec2, efs, events, fsx, logs, s3, s3_eventbridge, sagemaker, sqs
 from .control import ControlApp
 
 
@@ -15,6 +15,7 @@ def install() -> None:
     fsx.install()
     sagemaker.install()
     events.install()
+    logs.install()
     s3.install()
     s3_eventbridge.install()
     sqs.install()

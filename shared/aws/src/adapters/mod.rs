@@ -1,6 +1,7 @@
 //! One adapter per AWS service: the only code that calls the SDK.
 
 pub mod bus;
+pub mod event_log;
 pub mod fsx;
 pub mod network;
 pub mod registry;
@@ -40,13 +41,18 @@ impl Clients {
     /// Clients from the default chain, with [`retry_config`] and one shared
     /// HTTPS client ([`tls::http_client`]).
     pub async fn from_env() -> Clients {
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .retry_config(retry_config())
-            .http_client(tls::http_client(tls::Roots::from_env()))
-            .load()
-            .await;
-        Clients::new(&shared)
+        Clients::new(&shared_config().await)
     }
+}
+
+/// The shared SDK configuration [`Clients::from_env`] uses, for the clients
+/// only the command line needs (the functions never load them).
+pub async fn shared_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(retry_config())
+        .http_client(tls::http_client(tls::Roots::from_env()))
+        .load()
+        .await
 }
 
 /// Standard retry mode (exponential backoff with jitter, retry quota) with

@@ -94,12 +94,13 @@ fn retrain(world: &World, args: &[&str]) -> Output {
         .expect("retrain runs")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_shows_the_sweep_table_and_json_and_compares_start_up() {
+/// The scheduled EFS sweep (delivered `deliveries` times) run to its end: v1 has the lower logloss. Returns its id.
+async fn scheduled_sweep(world: &mut World, deliveries: usize) -> String {
     use retrain_tests::world::Target;
-    let mut world = World::start().await;
     let scheduled: serde_json::Value = serde_json::from_str(include_str!("../../events/scheduled-event.json")).expect("fixture");
-    world.deliver(Target::StartSweep, scheduled).await;
+    for _ in 0..deliveries {
+        world.deliver(Target::StartSweep, scheduled.clone()).await;
+    }
     for i in 0..2 {
         let name = world.emulator.jobs()["jobs"][i]["name"].as_str().unwrap_or_default().to_owned();
         let event = world
@@ -107,10 +108,16 @@ async fn status_shows_the_sweep_table_and_json_and_compares_start_up() {
             .complete_job(&name, serde_json::json!({"validation:logloss": 0.5 - i as f64 / 10.0}));
         world.deliver(Target::OnTraining, event).await;
     }
-    let sweep_id = world.published("SweepStarted")[0]["sweep_id"]
+    world.published("SweepStarted")[0]["sweep_id"]
         .as_str()
         .unwrap_or_default()
-        .to_owned();
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_sweep_table_and_json_and_compares_start_up() {
+    let mut world = World::start().await;
+    let sweep_id = scheduled_sweep(&mut world, 1).await;
     // An older run that read S3 in File mode, to compare with.
     world.boto3(&format!(
         "client('sagemaker').create_training_job(TrainingJobName='fraud-s3-file-mode', RoleArn='{role}', AlgorithmSpecification={{'TrainingImage': 'img', 'TrainingInputMode': 'File'}}, InputDataConfig=[{{'ChannelName': 'train', 'DataSource': {{'S3DataSource': {{'S3DataType': 'S3Prefix', 'S3Uri': 's3://example-training-data/home/alice/fraud/train/'}}}}}}], OutputDataConfig={{'S3OutputPath': 's3://retrain-artifacts/old/'}}, ResourceConfig={{'InstanceType': 'ml.m5.large', 'InstanceCount': 1, 'VolumeSizeInGB': 30}}, StoppingCondition={{'MaxRuntimeInSeconds': 3600}})\nprint('{{}}')",
@@ -164,23 +171,10 @@ async fn status_shows_the_sweep_table_and_json_and_compares_start_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_prints_the_event_log_as_a_timeline_once_per_event() {
-    use retrain_tests::world::{Target, EVENT_LOG_GROUP};
+    use retrain_tests::world::EVENT_LOG_GROUP;
     let mut world = World::start().await;
-    let scheduled: serde_json::Value = serde_json::from_str(include_str!("../../events/scheduled-event.json")).expect("fixture");
-    world.deliver(Target::StartSweep, scheduled.clone()).await;
     // A redelivered schedule publishes nothing new; the log holds each event once anyway.
-    world.deliver(Target::StartSweep, scheduled).await;
-    for i in 0..2 {
-        let name = world.emulator.jobs()["jobs"][i]["name"].as_str().unwrap_or_default().to_owned();
-        let event = world
-            .emulator
-            .complete_job(&name, serde_json::json!({"validation:logloss": 0.5 - i as f64 / 10.0}));
-        world.deliver(Target::OnTraining, event).await;
-    }
-    let sweep_id = world.published("SweepStarted")[0]["sweep_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let sweep_id = scheduled_sweep(&mut world, 2).await;
 
     let json_lines = |args: &[&str]| -> Vec<serde_json::Value> {
         let mut all = vec!["events", "--log-group", EVENT_LOG_GROUP, "--json"];

@@ -127,6 +127,28 @@ def create_queue(sqs: Any, name: str, attributes: dict[str, str] | None = None) 
     return url, arn
 
 
+def function_environment(endpoint: str, world: dict[str, Any], secret_access_key: str = "testing") -> dict[str, str]:
+    """What template.yaml sets for each function in AWS, pointed at the emulator."""
+    return {
+        "RETRAIN_CONFIG": f"s3://{ARTIFACTS_BUCKET}/{CONFIG_KEY}",
+        "RETRAIN_ARTIFACTS_BUCKET": ARTIFACTS_BUCKET,
+        "RETRAIN_EVENT_BUS": BUS,
+        "RETRAIN_WATCH_QUEUE_URL": world["watch_url"],
+        "RETRAIN_TICK_QUEUE_URL": world["ticks_url"],
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": secret_access_key,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "RUST_LOG": "info",
+    }
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without any AWS or retrain setting of the shell's."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RETRAIN_"))}
+
+
 def build_world(endpoint: str, say: Callable[[str, str, str], None]) -> dict[str, Any]:
     s = session()
     client = lambda name: s.client(name, endpoint_url=endpoint)  # noqa: E731
@@ -321,21 +343,8 @@ class Demo:
                 f"function binaries missing in {self.bin_dir}: {', '.join(missing)} "
                 "(cargo build -p on-upload -p on-import -p start-sweep -p on-training -p reconcile)"
             )
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RETRAIN_"))}
-        env.update(
-            AWS_ENDPOINT_URL=endpoint,
-            AWS_REGION=REGION,
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY=SECRET_ACCESS_KEY,
-            AWS_EC2_METADATA_DISABLED="true",
-            RETRAIN_CONFIG=f"s3://{ARTIFACTS_BUCKET}/{CONFIG_KEY}",
-            RETRAIN_ARTIFACTS_BUCKET=ARTIFACTS_BUCKET,
-            RETRAIN_EVENT_BUS=BUS,
-            RETRAIN_WATCH_QUEUE_URL=world["watch_url"],
-            RETRAIN_TICK_QUEUE_URL=world["ticks_url"],
-            RUST_LOG="info",
-            RUST_BACKTRACE="1",
-        )
+        env = clean_environment()
+        env.update(function_environment(endpoint, world, SECRET_ACCESS_KEY), RUST_BACKTRACE="1")
         for name in ALL_FUNCTIONS:
             fn = LambdaFunction(f"retrain-{name}", self.bin_dir / name, env, self.log_dir / f"{name}.log")
             self.functions[name] = fn
@@ -477,8 +486,8 @@ class Demo:
         if not cli.is_file():
             raise DemoFailed(f"the retrain command is missing in {self.bin_dir} (cargo build -p retrain-cli)")
         self.say("logs", f"log-group{EVENT_LOG_GROUP}", f"retrain events --pipeline {pipeline} --since 1h")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RETRAIN_"))}
-        env.update(AWS_ENDPOINT_URL=self.endpoint, AWS_REGION=REGION, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+        env = clean_environment()
+        env.update(function_environment(self.endpoint, self.world))
         args = [str(cli), "events", "--log-group", EVENT_LOG_GROUP, "--pipeline", pipeline, "--since", "1h"]
         run = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
         if run.returncode != 0:

@@ -23,25 +23,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "tests/demo"))
 
-from demo import ARTIFACTS_BUCKET, BUS, CONFIG_KEY, build_world, start_emulator  # noqa: E402
+from demo import build_world, function_environment, start_emulator  # noqa: E402
 from runtime_api import REGION  # noqa: E402
-
-
-def environment(endpoint: str, world: dict[str, Any]) -> dict[str, str]:
-    """What template.yaml sets in AWS, pointed at the emulator."""
-    return {
-        "RETRAIN_CONFIG": f"s3://{ARTIFACTS_BUCKET}/{CONFIG_KEY}",
-        "RETRAIN_ARTIFACTS_BUCKET": ARTIFACTS_BUCKET,
-        "RETRAIN_EVENT_BUS": BUS,
-        "RETRAIN_WATCH_QUEUE_URL": world["watch_url"],
-        "RETRAIN_TICK_QUEUE_URL": world["ticks_url"],
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "RUST_LOG": "info",
-    }
 
 
 def next_steps(env_file: Path, endpoint: str, world: dict[str, Any]) -> str:
@@ -72,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         endpoint = start_emulator(args.log_file.resolve(), cleanup)
         world = build_world(endpoint, lambda step, resource, outcome: print(f"{step:<8} {resource}: {outcome}", file=sys.stderr))
         env_file = args.env_file.resolve()
-        env_file.write_text("".join(f"{k}={v}\n" for k, v in environment(endpoint, world).items()))
+        env_file.write_text("".join(f"{k}={v}\n" for k, v in function_environment(endpoint, world).items()))
         print(f"READY {env_file}", flush=True)
         print(next_steps(env_file, endpoint, world), file=sys.stderr, flush=True)
         stop.wait()

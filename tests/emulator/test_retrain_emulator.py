@@ -1550,3 +1550,31 @@ def test_a_rule_with_a_log_group_target_logs_each_event_it_matches(client):
     assert (event["source"], event["detail-type"], event["detail"]) == ("retrain", "SweepStarted", detail)
     assert event["time"].endswith("Z")
     assert isinstance(logged[0]["timestamp"], int), "a long, as the API reference types it"
+
+
+# ------------------------------------------------------------- Service Quotas
+
+
+def test_service_quotas_answers_the_training_quotas_that_create_training_job_enforces(client, control, sagemaker):
+    quotas = client("service-quotas")
+    control("POST", "sagemaker/quotas", {"ml.g5.xlarge": 0, "ml.g5.2xlarge": 4})
+    listed = quotas.list_service_quotas(ServiceCode="sagemaker")["Quotas"]
+    by_name = {q["QuotaName"]: q for q in listed}
+    assert sorted(by_name) == ["ml.g5.2xlarge for training job usage", "ml.g5.xlarge for training job usage"]
+    zero = by_name["ml.g5.xlarge for training job usage"]
+    assert (zero["Value"], zero["ServiceCode"], zero["Adjustable"]) == (0.0, "sagemaker", True)
+    assert zero["QuotaCode"].startswith("L-") and zero["QuotaArn"].endswith(f"sagemaker/{zero['QuotaCode']}")
+    assert quotas.get_service_quota(ServiceCode="sagemaker", QuotaCode=zero["QuotaCode"])["Quota"] == zero
+    # The quota it lists is the one CreateTrainingJob enforces.
+    with pytest.raises(ClientError) as raised:
+        sagemaker.create_training_job(**training_request("g5-0"))
+    assert error_code(raised) == "ResourceLimitExceeded"
+    assert "'ml.g5.xlarge for training job usage' is 0 Instances" in str(raised.value)
+    with pytest.raises(ClientError) as raised:
+        quotas.get_service_quota(ServiceCode="sagemaker", QuotaCode="L-00000000")
+    assert error_code(raised) == "NoSuchResourceException"
+    # Pages of MaxResults, joined by NextToken.
+    first = quotas.list_service_quotas(ServiceCode="sagemaker", MaxResults=1)
+    second = quotas.list_service_quotas(ServiceCode="sagemaker", MaxResults=1, NextToken=first["NextToken"])
+    assert [q["QuotaName"] for q in first["Quotas"] + second["Quotas"]] == [q["QuotaName"] for q in listed]
+    assert "NextToken" not in second

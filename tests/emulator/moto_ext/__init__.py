@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterable
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from . import ec2, efs, events, fsx, logs, s3, s3_eventbridge, sagemaker, sqs
+from . import ec2, efs, events, fsx, logs, s3, s3_eventbridge, sagemaker, servicequotas, sqs
 from .control import ControlApp
 
 
@@ -14,6 +14,7 @@ def install() -> None:
     efs.install()
     fsx.install()
     sagemaker.install()
+    servicequotas.install()
     events.install()
     logs.install()
     s3.install()

@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 
-.PHONY: test fmt-check clippy cfn-lint checkov python-tests rust-tests venv demo bench bench-search local
+.PHONY: test fmt-check clippy cfn-lint checkov python-tests rust-tests venv demo bench bench-search local sam-check
 
 ## The whole test suite: formatting, lints, template lint, Rust tests, then the
 ## emulator's, the template's and the demo's tests (the demo runs the function
@@ -48,6 +48,26 @@ python-tests: venv
 rust-tests: venv
 	cargo build --workspace --all-targets
 	RETRAIN_EMULATOR_PYTHON=$(abspath $(VPY)) cargo test --workspace
+
+## The deployment path, as `sam build` and `cargo lambda` run it (.ci/run runs
+## it after `make test`): the SAM CLI and cargo-lambda in a venv of their own,
+## `sam validate --lint`, `sam build` for x86_64 (this host has no aarch64 Rust
+## target), then tests/deploy checks every function's `bootstrap` (an x86-64
+## ELF that answers a Runtime API invocation against the emulator) and serves
+## docs/local.md's loop with `cargo lambda watch` + `cargo lambda invoke`.
+## SAM_BUILD_MODE=debug builds the dev profile: the release profile's fat LTO
+## would take most of CI's time on a small machine (BENCHMARKS.md).
+SAM_VENV := .venv-sam
+$(SAM_VENV)/.installed: tests/requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements-sam.txt
+	touch $@
+
+sam-check: venv $(SAM_VENV)/.installed
+	PATH=$(abspath $(SAM_VENV))/bin:$$PATH SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --region us-east-1
+	PATH=$(abspath $(SAM_VENV))/bin:$$PATH SAM_CLI_TELEMETRY=0 SAM_BUILD_MODE=debug \
+		$(SAM_VENV)/bin/sam build --no-cached --parameter-overrides Architecture=x86_64
+	PATH=$(abspath $(SAM_VENV))/bin:$$PATH $(VPY) -m pytest -q -p no:cacheprovider tests/deploy
 
 ## The whole pipeline locally: the real function binaries against the emulator (tests/demo/).
 demo: venv

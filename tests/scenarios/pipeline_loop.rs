@@ -266,8 +266,8 @@ async fn the_whole_loop(route: UploadRoute) {
     assert_eq!(total("SweepsCompleted"), 1.0);
     let failed = |class: &str| records.iter().filter(|r| r["FailureClass"] == class).count();
     assert_eq!(
-        (failed("transient"), failed("permanent")),
-        (1, 1),
+        (failed("capacity"), failed("transient"), failed("permanent")),
+        (1, 0, 1),
         "the capacity failure and the algorithm error"
     );
     // The job reads the file system, in its VPC, through a real FileSystemDataSource.
@@ -438,7 +438,7 @@ async fn a_launch_that_already_happened_is_resource_in_use_and_not_announced_twi
         .await
         .expect("read")
         .expect("manifest exists");
-    let job = sweep.training_job(0, 1).expect("request");
+    let job = sweep.training_job(0, 1, 0).expect("request");
     assert_eq!(job.training_job_name, name);
     assert_eq!(
         world.deps.sagemaker.launch(&job).await.expect("answer"),

@@ -152,6 +152,7 @@ fn completed_jobs(m: &SweepManifest, done: usize) -> Vec<JobObservation> {
             metrics: vec![("validation:auc".into(), 0.7 + (position % 97) as f64 / 1000.0)],
             timing: None,
             failure_class: None,
+            instance_type: None,
         })
         .collect()
 }

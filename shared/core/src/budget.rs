@@ -22,12 +22,13 @@ use std::collections::HashMap;
 
 /// Instance-seconds one attempt can bill at most.
 pub fn job_worst_case(pipeline: &Pipeline) -> u64 {
-    u64::from(pipeline.training.instance_count.max(1)) * pipeline.training.max_runtime_seconds
+    u64::from(pipeline.training.max_instance_count().max(1)) * pipeline.training.max_runtime_seconds
 }
 
 /// Instance-hours a sweep of `variants` can bill at most: every attempt of every variant runs to `max_runtime_seconds`.
 pub fn sweep_worst_case_hours(pipeline: &Pipeline, variants: usize) -> f64 {
-    let attempts = u64::from(pipeline.sweep.max_retries) + 1;
+    // One attempt per instance type, plus the retries (as `SweepManifest::max_attempts`).
+    let attempts = u64::from(pipeline.sweep.max_retries) + pipeline.training.instances().len().max(1) as u64;
     hours(variants as u64 * attempts * job_worst_case(pipeline))
 }
 
@@ -53,9 +54,9 @@ pub fn warnings(config: &Config) -> Vec<ConfigError> {
                 ConfigError::new(
                     &format!("pipelines[{i}].sweep.max_instance_hours"),
                     format!(
-                        "the cap of {cap} instance-hours cannot fit even one variant: one job may bill {} instance-hours (training.instance_count {} × training.max_runtime_seconds {}), so every variant would be skipped for budget",
+                        "the cap of {cap} instance-hours cannot fit even one variant: one job may bill {} instance-hours (the largest training.instance_count {} × training.max_runtime_seconds {}), so every variant would be skipped for budget",
                         hours(one),
-                        p.training.instance_count,
+                        p.training.max_instance_count(),
                         p.training.max_runtime_seconds
                     ),
                     format!("raise max_instance_hours to at least {}, or lower max_runtime_seconds", hours(one)),
@@ -120,7 +121,7 @@ pub fn billed_key(manifest: &SweepManifest, job_name: &str, instance_seconds: u6
 /// Without a billable time, a job that trained counts at its worst case,
 /// one that never started (capacity, a bad image) at zero.
 pub fn billed(manifest: &SweepManifest, job: &JobObservation) -> u64 {
-    let count = u64::from(manifest.pipeline.training.instance_count.max(1));
+    let count = u64::from(manifest.pipeline.training.max_instance_count().max(1));
     match job.timing.as_ref() {
         Some(t) => match t.billable_seconds {
             Some(s) => s.max(0) as u64 * count,
@@ -199,7 +200,7 @@ pub struct InstanceHours {
 
 /// What a finished sweep's jobs (every attempt) used.
 pub fn used(manifest: &SweepManifest, jobs: &[JobObservation]) -> InstanceHours {
-    let count = u64::from(manifest.pipeline.training.instance_count.max(1));
+    let count = u64::from(manifest.pipeline.training.max_instance_count().max(1));
     let ran = jobs.iter().filter(|j| j.status != crate::failure::JobStatus::Skipped);
     let billable: u64 = ran
         .clone()

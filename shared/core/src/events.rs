@@ -56,6 +56,9 @@ pub struct SweepStarted {
     /// `sweep.max_instance_hours`, when set: launches that would exceed it are skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_instance_hours: Option<f64>,
+    /// The instance types a variant tries, in order (`training.instance_type`, then `training.instance_types`).
+    #[serde(default)]
+    pub instance_types: Vec<String>,
 }
 
 impl SweepStarted {
@@ -68,6 +71,7 @@ impl SweepStarted {
             trigger: manifest.trigger.clone(),
             variants: manifest.variants.len(),
             max_parallel: manifest.max_parallel(),
+            instance_types: manifest.instances().into_iter().map(|i| i.instance_type).collect(),
             file_system_id: pipeline.file_system.id.clone(),
             file_system_type: crate::plan::file_system_type(pipeline).to_owned(),
             manifest: manifest_uri,
@@ -87,6 +91,9 @@ pub struct JobLaunched {
     pub lane: usize,
     pub attempt: u32,
     pub training_job_name: String,
+    /// The instance type it was created on (absent when a late announcement could not tell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
 }
 
 /// `VariantRetried`: a variant failed for a transient reason and runs again under a new attempt.
@@ -101,6 +108,12 @@ pub struct VariantRetried {
     pub previous_training_job_name: String,
     pub failure_reason: String,
     pub why: String,
+    /// The instance type the failed job ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_instance_type: Option<String>,
+    /// The instance type of the new attempt: the next of `training.instance_types` after a capacity failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
 }
 
 /// `SweepCompleted`: every variant is final. The event keeps the best
@@ -395,6 +408,7 @@ mod tests {
                 failure_reason: Some(long.clone()),
                 metric: None,
                 timing: None,
+                instance_type: Some("ml.p4d.24xlarge".into()),
             })
             .collect();
         // The full ranking alone is far over EventBridge's 256 KB: it goes to S3.

@@ -59,10 +59,20 @@ impl JobStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureClass {
-    /// Capacity, service-side or throttling: the same job may succeed later.
+    /// Service-side or throttling: the same job may succeed later.
     Transient,
+    /// No instances of the type (or no spot capacity in time): the next of
+    /// `training.instance_types` may have them, and the same type may later.
+    Capacity,
     /// The algorithm, the input or a person ended it: a retry would fail the same way or override a decision.
     Permanent,
+}
+
+impl FailureClass {
+    /// Whether another attempt of the variant can help.
+    pub fn retryable(self) -> bool {
+        matches!(self, FailureClass::Transient | FailureClass::Capacity)
+    }
 }
 
 /// What a rule matches.
@@ -97,8 +107,14 @@ pub const RULES: &[Rule] = &[
     Rule {
         status: JobStatus::Failed,
         matcher: ReasonPrefix("CapacityError"),
-        class: Transient,
+        class: Capacity,
         why: "no instances of the type were available",
+    },
+    Rule {
+        status: JobStatus::Failed,
+        matcher: ReasonContains("InsufficientCapacity"),
+        class: Capacity,
+        why: "the type had too few instances for the job",
     },
     Rule {
         status: JobStatus::Failed,
@@ -133,7 +149,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         status: JobStatus::Stopped,
         matcher: Secondary("MaxWaitTimeExceeded"),
-        class: Transient,
+        class: Capacity,
         why: "spot capacity did not come in time",
     },
     Rule {
@@ -172,13 +188,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn capacity_errors_are_transient() {
+    fn capacity_errors_are_their_own_class() {
         let (class, _) = classify(
             JobStatus::Failed,
             Some("Failed"),
             Some("CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML instance type."),
         );
-        assert_eq!(class, Transient);
+        assert_eq!(class, Capacity);
+        let (class, _) = classify(
+            JobStatus::Failed,
+            Some("Failed"),
+            Some("InsufficientCapacityError: not enough ml.p4d.24xlarge"),
+        );
+        assert_eq!(class, Capacity);
+        assert!(Capacity.retryable() && Transient.retryable() && !Permanent.retryable());
     }
 
     #[test]
@@ -213,7 +236,7 @@ mod tests {
     #[test]
     fn stops_are_permanent_unless_spot_capacity_timed_out() {
         assert_eq!(classify(JobStatus::Stopped, Some("Stopped"), None).0, Permanent);
-        assert_eq!(classify(JobStatus::Stopped, Some("MaxWaitTimeExceeded"), None).0, Transient);
+        assert_eq!(classify(JobStatus::Stopped, Some("MaxWaitTimeExceeded"), None).0, Capacity);
         assert_eq!(classify(JobStatus::Stopped, Some("MaxRuntimeExceeded"), None).0, Permanent);
     }
 

@@ -50,6 +50,9 @@ pub struct JobStateChange {
     pub transitions: Vec<crate::telemetry::Transition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billable_seconds: Option<i64>,
+    /// `ResourceConfig.InstanceType`: the type the job ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -477,6 +480,11 @@ fn job_state_change(detail: &Value) -> Result<JobStateChange, String> {
         metrics,
         transitions,
         billable_seconds: detail.get("BillableTimeInSeconds").and_then(Value::as_i64),
+        instance_type: detail
+            .get("ResourceConfig")
+            .and_then(|r| r.get("InstanceType"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     })
 }
 

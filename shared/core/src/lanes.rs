@@ -33,6 +33,45 @@ pub struct JobObservation {
     /// (the record's key carries it, so lanes are decided from a listing alone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_class: Option<FailureClass>,
+    /// `ResourceConfig.InstanceType`, once known (the end record's key carries its position in the manifest's list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+}
+
+impl JobObservation {
+    /// How the job's end counts for its variant: the recorded class, else the table's.
+    pub fn class(&self) -> (FailureClass, &'static str) {
+        let (classified, why) = classify(self.status, self.secondary_status.as_deref(), self.failure_reason.as_deref());
+        (self.failure_class.unwrap_or(classified), why)
+    }
+}
+
+/// The instance type a variant's next attempt uses after `job` failed: the
+/// next one of the list after a capacity failure (back to the first after
+/// the last), the same one otherwise.
+fn retry_choice(manifest: &SweepManifest, job: &JobObservation, class: FailureClass) -> usize {
+    let current = manifest.choice_of(job.instance_type.as_deref());
+    match class {
+        FailureClass::Capacity => (current + 1) % manifest.instances().len().max(1),
+        _ => current,
+    }
+}
+
+/// The instance type of a variant's first attempt: the one the lane's
+/// previous job ran on, so the lane keeps a type that worked (and its warm
+/// pool); the preferred type for a lane's first variant.
+fn lane_choice(manifest: &SweepManifest, previous: Option<&JobObservation>) -> usize {
+    previous.map_or(0, |p| manifest.choice_of(p.instance_type.as_deref()))
+}
+
+fn retry_of(manifest: &SweepManifest, job: &JobObservation, why: &str, choice: usize) -> Retry {
+    Retry {
+        training_job_name: job.training_job_name.clone(),
+        failure_reason: job.failure_reason.clone().unwrap_or_default(),
+        why: why.to_owned(),
+        instance_type: job.instance_type.clone(),
+        next_instance_type: Some(manifest.resource_config(choice).instance_type),
+    }
 }
 
 /// A job to create.
@@ -49,6 +88,9 @@ pub struct Launch {
     /// The job that ran before it in the lane (tagged `retrain:after`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
+    /// Position in the manifest's instance types of the type to try first.
+    #[serde(default)]
+    pub choice: usize,
 }
 
 /// What a lane does once one of its jobs has ended.
@@ -69,24 +111,21 @@ pub enum LaneStep {
 pub fn after(manifest: &SweepManifest, job: &JobObservation) -> Option<LaneStep> {
     let position = manifest.position_of(&job.variant_id)?;
     let lane = manifest.lane_of(position);
-    let max_attempts = manifest.pipeline.sweep.max_retries + 1;
     if !job.status.is_terminal() {
         return Some(LaneStep::Wait);
     }
     if matches!(job.status, JobStatus::Failed | JobStatus::Stopped) {
-        let (classified, why) = classify(job.status, job.secondary_status.as_deref(), job.failure_reason.as_deref());
-        if job.failure_class.unwrap_or(classified) == FailureClass::Transient && job.attempt < max_attempts {
+        let (class, why) = job.class();
+        if class.retryable() && job.attempt < manifest.max_attempts() {
+            let choice = retry_choice(manifest, job, class);
             return Some(LaneStep::Launch(Launch {
                 position,
                 variant_id: job.variant_id.clone(),
                 lane,
                 attempt: job.attempt + 1,
-                retry_of: Some(Retry {
-                    training_job_name: job.training_job_name.clone(),
-                    failure_reason: job.failure_reason.clone().unwrap_or_default(),
-                    why: why.to_owned(),
-                }),
+                retry_of: Some(retry_of(manifest, job, why, choice)),
                 after: Some(job.training_job_name.clone()),
+                choice,
             }));
         }
     }
@@ -99,6 +138,7 @@ pub fn after(manifest: &SweepManifest, job: &JobObservation) -> Option<LaneStep>
             attempt: 1,
             retry_of: None,
             after: Some(job.training_job_name.clone()),
+            choice: lane_choice(manifest, Some(job)),
         }),
         None => LaneStep::Done { lane },
     })
@@ -109,6 +149,12 @@ pub struct Retry {
     pub training_job_name: String,
     pub failure_reason: String,
     pub why: String,
+    /// The type the failed job ran on, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    /// The type the retry tries first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_instance_type: Option<String>,
 }
 
 /// How one variant ended.
@@ -127,6 +173,9 @@ pub struct VariantResult {
     /// Start-up, download, training and upload seconds, and warm pool reuse.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<JobTiming>,
+    /// The instance type the variant's last attempt ran on, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
 }
 
 /// The end of a sweep: variants ranked by the objective, then those without the metric.
@@ -169,7 +218,7 @@ fn latest(jobs: &[JobObservation]) -> HashMap<&str, &JobObservation> {
 /// Decides the next launches of every lane, or the sweep's completion.
 pub fn decide(manifest: &SweepManifest, jobs: &[JobObservation]) -> Decision {
     let k = manifest.max_parallel();
-    let max_attempts = manifest.pipeline.sweep.max_retries + 1;
+    let max_attempts = manifest.max_attempts();
     let mut launches = Vec::new();
     let mut finals: Vec<VariantResult> = Vec::new();
     let mut all_done = true;
@@ -186,6 +235,7 @@ pub fn decide(manifest: &SweepManifest, jobs: &[JobObservation]) -> Decision {
                     attempt: 1,
                     retry_of: None,
                     after: previous.map(|p| p.training_job_name.clone()),
+                    choice: lane_choice(manifest, previous),
                 });
                 all_done = false;
                 break;
@@ -197,20 +247,17 @@ pub fn decide(manifest: &SweepManifest, jobs: &[JobObservation]) -> Decision {
                 }
                 JobStatus::Completed | JobStatus::Skipped => finals.push(result(manifest, lane, job)),
                 JobStatus::Failed | JobStatus::Stopped => {
-                    let (classified, why) = classify(job.status, job.secondary_status.as_deref(), job.failure_reason.as_deref());
-                    let class = job.failure_class.unwrap_or(classified);
-                    if class == FailureClass::Transient && job.attempt < max_attempts {
+                    let (class, why) = job.class();
+                    if class.retryable() && job.attempt < max_attempts {
+                        let choice = retry_choice(manifest, job, class);
                         launches.push(Launch {
                             position,
                             variant_id: variant.id.clone(),
                             lane,
                             attempt: job.attempt + 1,
-                            retry_of: Some(Retry {
-                                training_job_name: job.training_job_name.clone(),
-                                failure_reason: job.failure_reason.clone().unwrap_or_default(),
-                                why: why.to_owned(),
-                            }),
+                            retry_of: Some(retry_of(manifest, job, why, choice)),
                             after: Some(job.training_job_name.clone()),
+                            choice,
                         });
                         all_done = false;
                         break;
@@ -242,6 +289,7 @@ fn result(manifest: &SweepManifest, lane: usize, job: &JobObservation) -> Varian
         training_job_name: job.training_job_name.clone(),
         status: job.status,
         timing: job.timing.clone(),
+        instance_type: job.instance_type.clone(),
         failure_reason: job.failure_reason.clone(),
         metric: if job.status == JobStatus::Completed {
             job.metrics

@@ -207,7 +207,7 @@ fn start_sweep(out: &mut Plan, p: &Pipeline, trigger: SweepTrigger, only: Option
                 continue;
             }
         }
-        match manifest.training_job(launch.position, launch.attempt) {
+        match manifest.training_job(launch.position, launch.attempt, launch.choice) {
             Ok(mut job) => {
                 if let Some(s) = suggested.iter().find(|s| s.variant_id == launch.variant_id) {
                     job.hyper_parameters.extend(crate::search::hyperparameters(&s.point));
@@ -219,6 +219,7 @@ fn start_sweep(out: &mut Plan, p: &Pipeline, trigger: SweepTrigger, only: Option
                     lane: launch.lane,
                     attempt: launch.attempt,
                     training_job_name: job.training_job_name.clone(),
+                    instance_type: Some(job.resource_config.instance_type.clone()),
                 }));
                 out.actions.push(Action::CreateTrainingJob(Box::new(job)));
             }
@@ -317,6 +318,7 @@ fn plan_job_change(out: &mut Plan, config: &Config, change: &JobStateChange, ctx
             metrics: Vec::new(),
             timing: None,
             failure_class: None,
+            instance_type: None,
         })
         .collect();
     jobs.push(JobObservation {
@@ -329,6 +331,7 @@ fn plan_job_change(out: &mut Plan, config: &Config, change: &JobStateChange, ctx
         metrics: change.metrics.clone(),
         timing: None,
         failure_class: None,
+        instance_type: change.instance_type.clone(),
     });
     let decision = decide(&manifest, &jobs);
     let next: Vec<_> = decision.launches.into_iter().filter(|l| l.lane == lane).collect();
@@ -339,7 +342,7 @@ fn plan_job_change(out: &mut Plan, config: &Config, change: &JobStateChange, ctx
         ));
     }
     for launch in next {
-        match manifest.training_job(launch.position, launch.attempt) {
+        match manifest.training_job(launch.position, launch.attempt, launch.choice) {
             Ok(job) => out.actions.push(Action::CreateTrainingJob(Box::new(job))),
             Err(e) => out.skipped.push(skip(label.clone(), e.to_string())),
         }

@@ -54,9 +54,8 @@ pub fn point_key(manifest: &SweepManifest, search: &Search, suggestion: &Suggest
 /// The key of a variant's final result, if `job` is final for its variant in an adaptive sweep.
 pub fn result_key(manifest: &SweepManifest, job: &JobObservation) -> Option<String> {
     manifest.pipeline.sweep.search.as_ref()?;
-    let max_attempts = manifest.pipeline.sweep.max_retries + 1;
-    let retried =
-        job.status != JobStatus::Completed && end_class(job) == crate::failure::FailureClass::Transient && job.attempt < max_attempts;
+    let max_attempts = manifest.max_attempts();
+    let retried = job.status != JobStatus::Completed && end_class(job).retryable() && job.attempt < max_attempts;
     if !job.status.is_terminal() || retried {
         return None;
     }

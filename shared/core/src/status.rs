@@ -175,6 +175,7 @@ mod tests {
             metrics: vec![("validation:auc".into(), 0.8 + position as f64 / 100.0)],
             timing,
             failure_class: None,
+            instance_type: None,
         }
     }
 

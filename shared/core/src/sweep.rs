@@ -1,7 +1,7 @@
 //! Sweep expansion and the sweep manifest: the immutable record of what a
 //! sweep trains, written once to S3 and read by every later step.
 
-use crate::config::{AccessMode, FileSystemKind, Pipeline, Scalar};
+use crate::config::{AccessMode, FileSystemKind, Instances, Pipeline, Scalar};
 use crate::lineage::{self, DataVersion};
 use crate::names;
 use crate::requests::*;
@@ -44,6 +44,10 @@ pub struct SweepManifest {
     /// The data the sweep trains on, fixed when the manifest is written (absent in manifests written before lineage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_version: Option<DataVersion>,
+    /// The instance types its jobs try, in order, fixed when the manifest is
+    /// written (empty in manifests written before fallback types: the pipeline's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<Instances>,
 }
 
 /// Every variant of the pipeline's sweep: each grid point (keys in
@@ -135,6 +139,7 @@ impl SweepManifest {
             mount_name,
             variants,
             data_version: None,
+            instances: pipeline.training.instances(),
         })
     }
 
@@ -143,6 +148,31 @@ impl SweepManifest {
         self.data_version
             .clone()
             .unwrap_or_else(|| lineage::of_trigger(&self.trigger, None))
+    }
+
+    /// The instance types in the order a variant tries them (never empty for a valid config).
+    pub fn instances(&self) -> Vec<Instances> {
+        if self.instances.is_empty() {
+            self.pipeline.training.instances()
+        } else {
+            self.instances.clone()
+        }
+    }
+
+    /// Attempts a variant may make: one per fallback type, plus `sweep.max_retries`.
+    pub fn max_attempts(&self) -> u32 {
+        let fallbacks = self.instances().len().saturating_sub(1) as u32;
+        self.pipeline.sweep.max_retries + 1 + fallbacks
+    }
+
+    /// Position of an instance type in [`Self::instances`], if it is one of them.
+    pub fn instance_position(&self, instance_type: &str) -> Option<usize> {
+        self.instances().iter().position(|i| i.instance_type == instance_type)
+    }
+
+    /// Position in [`Self::instances`] of the type a job ran on (the preferred one when unknown).
+    pub fn choice_of(&self, instance_type: Option<&str>) -> usize {
+        instance_type.and_then(|t| self.instance_position(t)).unwrap_or(0)
     }
 
     pub fn max_parallel(&self) -> usize {
@@ -167,10 +197,13 @@ impl SweepManifest {
         manifest_key(&self.pipeline.name, &self.sweep_id)
     }
 
-    /// The `CreateTrainingJob` input of one attempt of the variant at `position`.
-    /// Everything but the name, hyperparameters and tags is the same for every
-    /// job of the sweep, which is what lets a lane reuse a managed warm pool.
-    pub fn training_job(&self, position: usize, attempt: u32) -> Result<CreateTrainingJob, MissingMountName> {
+    /// The `CreateTrainingJob` input of one attempt of the variant at
+    /// `position`, on the instance type at `choice` of [`Self::instances`].
+    /// Everything but the name, hyperparameters, tags and instances is the
+    /// same for every job of the sweep, which is what lets a lane reuse a
+    /// managed warm pool. The name does not depend on the type: one attempt
+    /// is one job, whichever type its launch ends up on.
+    pub fn training_job(&self, position: usize, attempt: u32, choice: usize) -> Result<CreateTrainingJob, MissingMountName> {
         let p = &self.pipeline;
         let t = &p.training;
         let fs = &p.file_system;
@@ -249,12 +282,7 @@ impl SweepManifest {
             output_data_config: OutputDataConfig {
                 s3_output_path: t.output_path.clone(),
             },
-            resource_config: ResourceConfig {
-                instance_type: t.instance_type.clone(),
-                instance_count: t.instance_count,
-                volume_size_in_gb: t.volume_size_gb,
-                keep_alive_period_in_seconds: t.keep_alive_seconds,
-            },
+            resource_config: self.resource_config(choice),
             vpc_config: VpcConfig {
                 security_group_ids: p.vpc.security_groups.clone(),
                 subnets: p.vpc.subnets.clone(),
@@ -267,6 +295,20 @@ impl SweepManifest {
             environment: t.environment.clone(),
             tags,
         })
+    }
+}
+
+impl SweepManifest {
+    /// `ResourceConfig` on the type at `choice` (wrapping, so any index names a type).
+    pub fn resource_config(&self, choice: usize) -> ResourceConfig {
+        let instances = self.instances();
+        let i = &instances[choice % instances.len().max(1)];
+        ResourceConfig {
+            instance_type: i.instance_type.clone(),
+            instance_count: i.instance_count,
+            volume_size_in_gb: i.volume_size_gb,
+            keep_alive_period_in_seconds: self.pipeline.training.keep_alive_seconds,
+        }
     }
 }
 

@@ -116,14 +116,20 @@ pub fn whole_jobs<'a>(manifest: &SweepManifest, keys: &'a [String], truncated: b
     let used = &keys[..cut];
     (used, used.last().cloned())
 }
-/// The end of a job: `.../jobs/<name>/ended-<Status>-<retry|final>`.
+/// The end of a job: `.../jobs/<name>/ended-<Status>-<retry|capacity|final>[-t<n>]`,
+/// `n` the position of its instance type in the manifest's list, when known.
 pub fn ended_key(manifest: &SweepManifest, job: &JobObservation) -> String {
     let class = match end_class(job) {
         FailureClass::Transient => "retry",
+        FailureClass::Capacity => "capacity",
         FailureClass::Permanent => "final",
     };
+    let instance = match job.instance_type.as_deref().and_then(|t| manifest.instance_position(t)) {
+        Some(n) => format!("-t{n}"),
+        None => String::new(),
+    };
     format!(
-        "{}{}/ended-{}-{class}",
+        "{}{}/ended-{}-{class}{instance}",
         jobs_prefix(manifest),
         job.training_job_name,
         job.status.as_str()
@@ -161,7 +167,7 @@ pub fn end_class(job: &JobObservation) -> FailureClass {
 #[derive(Debug, Clone, PartialEq)]
 enum Fact {
     Launched,
-    Ended(JobStatus, FailureClass),
+    Ended(JobStatus, FailureClass, Option<usize>),
 }
 
 fn parse_fact(rest: &str) -> Option<(&str, Fact)> {
@@ -169,15 +175,23 @@ fn parse_fact(rest: &str) -> Option<(&str, Fact)> {
     if what == "published/TrainingJobLaunched" {
         return Some((name, Fact::Launched));
     }
-    let end = what.strip_prefix("ended-")?;
-    let (status, class) = end.rsplit_once('-')?;
+    let mut parts = what.strip_prefix("ended-")?.split('-');
+    let (status, class, instance) = (parts.next()?, parts.next()?, parts.next());
+    if parts.next().is_some() {
+        return None;
+    }
     let status = JobStatus::parse_recorded(status).filter(|s| s.is_terminal())?;
+    let choice = match instance {
+        Some(t) => Some(t.strip_prefix('t')?.parse().ok()?),
+        None => None,
+    };
     let class = match class {
         "retry" => FailureClass::Transient,
+        "capacity" => FailureClass::Capacity,
         "final" => FailureClass::Permanent,
         _ => return None,
     };
-    Some((name, Fact::Ended(status, class)))
+    Some((name, Fact::Ended(status, class, choice)))
 }
 
 /// The sweep's jobs as its records show them: a launched job without an end
@@ -186,6 +200,7 @@ fn parse_fact(rest: &str) -> Option<(&str, Fact)> {
 pub fn observations(manifest: &SweepManifest, keys: &[String]) -> Vec<JobObservation> {
     let prefix = jobs_prefix(manifest);
     let names = attempt_names(manifest);
+    let instances = manifest.instances();
     let mut jobs: HashMap<&str, JobObservation> = HashMap::new();
     let mut order: Vec<&str> = Vec::new();
     for key in keys {
@@ -205,11 +220,13 @@ pub fn observations(manifest: &SweepManifest, keys: &[String]) -> Vec<JobObserva
                 metrics: Vec::new(),
                 timing: None,
                 failure_class: None,
+                instance_type: None,
             }
         });
-        if let Fact::Ended(status, class) = fact {
+        if let Fact::Ended(status, class, choice) = fact {
             job.status = status;
             job.failure_class = (status != JobStatus::Completed).then_some(class);
+            job.instance_type = choice.and_then(|c| instances.get(c)).map(|i| i.instance_type.clone());
         }
     }
     order.into_iter().filter_map(|n| jobs.remove(n)).collect()
@@ -227,7 +244,7 @@ pub fn launched(manifest: &SweepManifest, keys: &[String]) -> std::collections::
 
 /// Every job name the sweep may create, with its variant position and attempt.
 pub fn attempt_names(manifest: &SweepManifest) -> HashMap<String, (usize, u32)> {
-    let max_attempts = manifest.pipeline.sweep.max_retries + 1;
+    let max_attempts = manifest.max_attempts();
     let mut names = HashMap::with_capacity(manifest.variants.len() * max_attempts as usize);
     for position in 0..manifest.variants.len() {
         for attempt in 1..=max_attempts {

@@ -181,10 +181,11 @@ pub fn import_emf(seconds: u64, timestamp_ms: u64) -> serde_json::Value {
     account_emf(&[("ImportSeconds", seconds as f64, "Seconds")], timestamp_ms)
 }
 
-/// A failed training job, counted by whether a retry can help (`FailureClass`: `transient` or `permanent`).
+/// A failed training job, counted by whether a retry can help (`FailureClass`: `transient`, `capacity` or `permanent`).
 pub fn job_failure_emf(class: FailureClass, timestamp_ms: u64) -> serde_json::Value {
     let class = match class {
         FailureClass::Transient => "transient",
+        FailureClass::Capacity => "capacity",
         FailureClass::Permanent => "permanent",
     };
     serde_json::json!({

@@ -174,6 +174,8 @@ def job_row(job: Any) -> dict[str, Any]:
         "status": job.training_job_status,
         "secondary_status": job.secondary_status,
         "tags": job.tag_map,
+        "instance_type": job.instance_type,
+        "instance_count": job.instance_count,
         "creation_order": job.creation_order,
         "creation_time": job.creation_time.isoformat(),
         "failure_reason": job.failure_reason,

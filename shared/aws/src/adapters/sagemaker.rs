@@ -42,6 +42,8 @@ pub struct JobDetails {
     pub warm_pool_billable_seconds: Option<i64>,
     /// `ModelArtifacts.S3ModelArtifacts`.
     pub model_artifacts: Option<String>,
+    /// `ResourceConfig.InstanceType`.
+    pub instance_type: Option<String>,
 }
 
 impl SageMaker {
@@ -226,6 +228,7 @@ impl SageMaker {
                 .and_then(|w| w.resource_retained_billable_time_in_seconds())
                 .map(i64::from),
             model_artifacts: out.model_artifacts().and_then(|m| m.s3_model_artifacts()).map(str::to_owned),
+            instance_type: out.resource_config().and_then(|r| r.instance_type()).map(|t| t.as_str().to_owned()),
         })
     }
 }

@@ -83,6 +83,8 @@ async fn settle(deps: &Deps, manifest: &SweepManifest, launch: &Launch, entry: &
         metrics: Vec::new(),
         timing: None,
         failure_class: None,
+        // The lane keeps its type past a skipped variant.
+        instance_type: Some(manifest.resource_config(launch.choice).instance_type),
     };
     let first = sweep_state::record_end(&deps.store, manifest, &job).await? == Created::Now;
     Ok(Admission::Skipped { job: Box::new(job), first })

@@ -23,10 +23,16 @@ pub struct Deferred {
 }
 
 /// What to raise, for each refusal SageMaker gives.
-fn fix_for(code: &str, instance_type: &str) -> String {
+fn fix_for(code: &str, manifest: &SweepManifest) -> String {
+    let quotas: Vec<String> = manifest
+        .instances()
+        .iter()
+        .map(|i| format!("\"{} for training job usage\"", i.instance_type))
+        .collect();
     match code {
         "ResourceLimitExceeded" => format!(
-            "raise the SageMaker quota \"{instance_type} for training job usage\" (or \"Number of instances across all training jobs\") in Service Quotas, or lower sweep.max_parallel; the launch is retried until then"
+            "raise the SageMaker quota {} (or \"Number of instances across all training jobs\") in Service Quotas, add a type to training.instance_types, or lower sweep.max_parallel; the launch is retried until then",
+            quotas.join(" or ")
         ),
         _ => "SageMaker throttled the launch: it is retried with backoff".to_owned(),
     }
@@ -59,7 +65,7 @@ pub async fn defer(deps: &Deps, manifest: &SweepManifest, name: &str, code: &str
         training_job_name: record.training_job_name.clone(),
         code: record.code.clone(),
         message: record.message.clone(),
-        fix: fix_for(&record.code, &manifest.pipeline.training.instance_type),
+        fix: fix_for(&record.code, manifest),
         since: record.since,
         gives_up_at: record.since + limit,
     });
@@ -74,7 +80,7 @@ pub async fn defer(deps: &Deps, manifest: &SweepManifest, name: &str, code: &str
                 record.training_job_name,
                 record.code,
                 record.message,
-                fix_for(&record.code, &manifest.pipeline.training.instance_type)
+                fix_for(&record.code, manifest)
             )],
         });
         deps.publish_once(&scope, &event).await?;

@@ -7,12 +7,12 @@
 //! goes on), then the lane's next launch, or the lane's done marker. The
 //! lane whose done marker completes the set writes the sweep's end.
 
-use super::sweeps::{launch, observation, LaunchResult, Progress};
+use super::sweeps::{launch, observation, Ended, LaunchResult, Progress};
 use super::{finish, sweep_state, Outcome, Pass};
 use crate::adapters::store::Created;
 use crate::deps::Deps;
 use crate::error::Error;
-use retrain_core::failure::{classify, JobStatus};
+use retrain_core::failure::JobStatus;
 use retrain_core::inbound::JobStateChange;
 use retrain_core::lanes::{after, JobObservation, LaneStep};
 use retrain_core::names;
@@ -27,14 +27,14 @@ pub async fn handle(deps: &Deps, manifest: &SweepManifest, change: &JobStateChan
         // Lanes move only when a job ends.
         return Ok(Progress::Running);
     };
-    let Some(mut job) = observation(
-        manifest,
-        &change.training_job_name,
+    let end = Ended {
         status,
-        change.secondary_status.clone(),
-        change.failure_reason.clone(),
-        change.metrics.clone(),
-    ) else {
+        secondary: change.secondary_status.clone(),
+        reason: change.failure_reason.clone(),
+        metrics: change.metrics.clone(),
+        instance_type: change.instance_type.clone(),
+    };
+    let Some(mut job) = observation(manifest, &change.training_job_name, end) else {
         out.did(format!("{} is not a job of sweep {}", change.training_job_name, manifest.sweep_id));
         return Ok(Progress::Running);
     };
@@ -53,9 +53,7 @@ pub async fn handle(deps: &Deps, manifest: &SweepManifest, change: &JobStateChan
             deps.metrics.emit(&record);
         }
         if job.status == JobStatus::Failed {
-            let classified = || classify(job.status, job.secondary_status.as_deref(), job.failure_reason.as_deref()).0;
-            let class = job.failure_class.unwrap_or_else(classified);
-            deps.metrics.emit(&job_failure_emf(class, super::now_epoch() * 1000));
+            deps.metrics.emit(&job_failure_emf(job.class().0, super::now_epoch() * 1000));
         }
     }
     next_in_lane(deps, manifest, job, first, out).await
@@ -122,6 +120,7 @@ async fn complete_details(deps: &Deps, manifest: &SweepManifest, change: &JobSta
                 job.secondary_status = d.secondary_status;
                 job.failure_reason = d.failure_reason;
                 job.metrics = d.metrics;
+                job.instance_type = d.instance_type.or(job.instance_type.take());
             }
             (d.transitions, d.billable_seconds, d.warm_pool_billable_seconds)
         } else {

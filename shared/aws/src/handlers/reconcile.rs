@@ -145,7 +145,14 @@ async fn sweep(deps: &Deps, pipeline: &str, sweep_id: &str, work: &mut OpenWork,
     for job in state.jobs.iter().filter(|j| j.status == JobStatus::InProgress) {
         let d = deps.sagemaker.describe(&job.training_job_name).await?;
         if d.status.is_terminal() {
-            let ended = super::sweeps::observation(&manifest, &d.name, d.status, d.secondary_status, d.failure_reason, d.metrics);
+            let end = super::sweeps::Ended {
+                status: d.status,
+                secondary: d.secondary_status,
+                reason: d.failure_reason,
+                metrics: d.metrics,
+                instance_type: d.instance_type,
+            };
+            let ended = super::sweeps::observation(&manifest, &d.name, end);
             if let Some(mut ended) = ended {
                 ended.timing = Some(retrain_core::telemetry::timing(&d.transitions, d.billable_seconds, false));
                 sweep_state::record_end(&deps.store, &manifest, &ended).await?;

@@ -17,7 +17,7 @@ use retrain_core::events::{DomainEvent, JobLaunched, SweepBlocked, SweepStarted,
 use retrain_core::failure::JobStatus;
 use retrain_core::lanes::{decide, JobObservation, Launch, Retry};
 use retrain_core::names;
-use retrain_core::requests::Tag;
+use retrain_core::requests::{CreateTrainingJob, Tag};
 use retrain_core::sweep::{SweepManifest, SweepTrigger};
 use retrain_core::sweep_records::{event_scope, job_event_scope, open_sweep_key};
 use serde::{Deserialize, Serialize};
@@ -201,7 +201,7 @@ pub async fn launch(
     pass: Pass,
     out: &mut Outcome,
 ) -> Result<LaunchResult, Error> {
-    let mut request = match manifest.training_job(launch.position, launch.attempt) {
+    let mut request = match manifest.training_job(launch.position, launch.attempt, launch.choice) {
         Ok(r) => r,
         Err(e) => {
             let event = DomainEvent::SweepBlocked(SweepBlocked {
@@ -236,13 +236,16 @@ pub async fn launch(
         });
     }
     let name = request.training_job_name.clone();
-    let fresh = match deps.sagemaker.launch(&request).await? {
+    let fresh = match create_on_some_type(deps, manifest, launch, &mut request, out).await? {
         Launched::Deferred { code, message } => {
             deferral::defer(deps, manifest, &name, &code, &message, out).await?;
             return Ok(LaunchResult::Deferred);
         }
         Launched::Created => {
-            out.did(format!("launched {name} (lane {}, attempt {})", launch.lane, launch.attempt));
+            out.did(format!(
+                "launched {name} on {} (lane {}, attempt {})",
+                request.resource_config.instance_type, launch.lane, launch.attempt
+            ));
             true
         }
         Launched::AlreadyExists if pass == Pass::Event => {
@@ -258,8 +261,56 @@ pub async fn launch(
         Some(r) => Some(retry_details(deps, manifest, jobs, r).await?),
         None => None,
     };
-    announce(deps, manifest, &launch.variant_id, launch.lane, launch.attempt, &name, retry, fresh).await?;
+    // A job that was already there may have been created on another type: SageMaker knows which.
+    let instance_type = match fresh {
+        true => Some(request.resource_config.instance_type.clone()),
+        false => deps.sagemaker.describe(&name).await?.instance_type,
+    };
+    let announced = Announced {
+        variant_id: &launch.variant_id,
+        lane: launch.lane,
+        attempt: launch.attempt,
+        name: &name,
+        instance_type,
+    };
+    announce(deps, manifest, announced, retry, fresh).await?;
     Ok(LaunchResult::Made)
+}
+
+/// Creates the job on the launch's instance type or, when that type's quota
+/// refuses it (`ResourceLimitExceeded`), on the next types in order at once.
+/// Every type gets the same job name, so at most one of them is ever
+/// created, whichever reply is lost. Only when every type refuses is the
+/// launch deferred, naming each refusal.
+async fn create_on_some_type(
+    deps: &Deps,
+    manifest: &SweepManifest,
+    launch: &Launch,
+    request: &mut CreateTrainingJob,
+    out: &mut Outcome,
+) -> Result<Launched, Error> {
+    let count = manifest.instances().len().max(1);
+    let mut refusals = Vec::new();
+    for k in 0..count {
+        request.resource_config = manifest.resource_config(launch.choice + k);
+        let launched = deps.sagemaker.launch(request).await?;
+        let Launched::Deferred { code, message } = &launched else {
+            return Ok(launched);
+        };
+        if code != "ResourceLimitExceeded" {
+            return Ok(launched);
+        }
+        let instance_type = &request.resource_config.instance_type;
+        out.did(format!(
+            "{} refused on {instance_type} ({code}: {message})",
+            request.training_job_name
+        ));
+        refusals.push(format!("{instance_type}: {message}"));
+    }
+    Ok(Launched::Deferred {
+        code: "ResourceLimitExceeded".to_owned(),
+        message: format!("every instance type refused the launch ({})", refusals.join("; ")),
+    })
 }
 
 /// A retry's previous failure as recorded, when the decision came from a listing without it.
@@ -282,6 +333,8 @@ async fn retry_details(deps: &Deps, manifest: &SweepManifest, jobs: &[JobObserva
         training_job_name: retry.training_job_name.clone(),
         failure_reason: job.failure_reason.unwrap_or_default(),
         why: why.to_owned(),
+        instance_type: job.instance_type.or(retry.instance_type.clone()),
+        next_instance_type: retry.next_instance_type.clone(),
     })
 }
 
@@ -301,22 +354,21 @@ pub async fn announce_unrecorded(deps: &Deps, manifest: &SweepManifest, state: &
             training_job_name: manifest.job_name(position, job.attempt - 1),
             failure_reason: String::new(),
             why: String::new(),
+            instance_type: None,
+            next_instance_type: job.instance_type.clone(),
         });
         let retry = match retry {
             Some(r) => Some(retry_details(deps, manifest, &state.jobs, &r).await?),
             None => None,
         };
-        announce(
-            deps,
-            manifest,
-            &job.variant_id,
-            manifest.lane_of(position),
-            job.attempt,
-            &job.training_job_name,
-            retry,
-            false,
-        )
-        .await?;
+        let announced = Announced {
+            variant_id: &job.variant_id,
+            lane: manifest.lane_of(position),
+            attempt: job.attempt,
+            name: &job.training_job_name,
+            instance_type: job.instance_type.clone(),
+        };
+        announce(deps, manifest, announced, retry, false).await?;
         out.did(format!("announced {} late", job.training_job_name));
     }
     Ok(())
@@ -326,25 +378,16 @@ pub async fn announce_unrecorded(deps: &Deps, manifest: &SweepManifest, state: &
 /// least once per job, each with the job's own event id. `fresh`: this
 /// invocation's create made the job, so nobody can have announced it yet
 /// and both go out in one `PutEvents` without looking for the markers.
-#[allow(clippy::too_many_arguments)]
-async fn announce(
-    deps: &Deps,
-    manifest: &SweepManifest,
-    variant_id: &str,
-    lane: usize,
-    attempt: u32,
-    name: &str,
-    retry: Option<Retry>,
-    fresh: bool,
-) -> Result<(), Error> {
-    let scope = job_event_scope(manifest, name);
+async fn announce(deps: &Deps, manifest: &SweepManifest, job: Announced<'_>, retry: Option<Retry>, fresh: bool) -> Result<(), Error> {
+    let scope = job_event_scope(manifest, job.name);
     let base = JobLaunched {
         pipeline: manifest.pipeline.name.clone(),
         sweep_id: manifest.sweep_id.clone(),
-        variant_id: variant_id.to_owned(),
-        lane,
-        attempt,
-        training_job_name: name.to_owned(),
+        variant_id: job.variant_id.to_owned(),
+        lane: job.lane,
+        attempt: job.attempt,
+        training_job_name: job.name.to_owned(),
+        instance_type: job.instance_type.clone(),
     };
     let mut events = Vec::with_capacity(2);
     if let Some(retry) = retry {
@@ -352,12 +395,14 @@ async fn announce(
             pipeline: base.pipeline.clone(),
             sweep_id: base.sweep_id.clone(),
             variant_id: base.variant_id.clone(),
-            lane,
-            attempt,
-            training_job_name: name.to_owned(),
+            lane: job.lane,
+            attempt: job.attempt,
+            training_job_name: job.name.to_owned(),
             previous_training_job_name: retry.training_job_name,
             failure_reason: retry.failure_reason,
             why: retry.why,
+            previous_instance_type: retry.instance_type,
+            instance_type: job.instance_type.or(retry.next_instance_type),
         }));
     }
     // Last, so its marker (the launch record) means both are out.
@@ -371,26 +416,38 @@ async fn announce(
     Ok(())
 }
 
+/// The job a `TrainingJobLaunched` announces.
+struct Announced<'a> {
+    variant_id: &'a str,
+    lane: usize,
+    attempt: u32,
+    name: &'a str,
+    instance_type: Option<String>,
+}
+
+/// What an event or `DescribeTrainingJob` says of a job that ended.
+pub struct Ended {
+    pub status: JobStatus,
+    pub secondary: Option<String>,
+    pub reason: Option<String>,
+    pub metrics: Vec<(String, f64)>,
+    pub instance_type: Option<String>,
+}
+
 /// A job state from an event, if it belongs to the manifest.
-pub fn observation(
-    manifest: &SweepManifest,
-    name: &str,
-    status: JobStatus,
-    secondary: Option<String>,
-    reason: Option<String>,
-    metrics: Vec<(String, f64)>,
-) -> Option<JobObservation> {
+pub fn observation(manifest: &SweepManifest, name: &str, ended: Ended) -> Option<JobObservation> {
     let (position, attempt) = attempt_of(manifest, name)?;
     Some(JobObservation {
         variant_id: manifest.variants[position].id.clone(),
         attempt,
         training_job_name: name.to_owned(),
-        status,
-        secondary_status: secondary,
-        failure_reason: reason,
-        metrics,
+        status: ended.status,
+        secondary_status: ended.secondary,
+        failure_reason: ended.reason,
+        metrics: ended.metrics,
         timing: None,
         failure_class: None,
+        instance_type: ended.instance_type,
     })
 }
 
@@ -399,7 +456,7 @@ fn attempt_of(manifest: &SweepManifest, name: &str) -> Option<(usize, u32)> {
     if !name.starts_with(&names::sweep_job_prefix(&manifest.pipeline.name, &manifest.sweep_id)) {
         return None;
     }
-    let max_attempts = manifest.pipeline.sweep.max_retries + 1;
+    let max_attempts = manifest.max_attempts();
     // The attempt ends the name unless a long name was shortened with a hash.
     let hinted = name
         .rsplit_once("-a")

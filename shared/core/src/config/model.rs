@@ -249,8 +249,14 @@ pub struct Training {
     /// Name or ARN of a SageMaker algorithm resource. Set this or `image`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub algorithm_name: Option<String>,
-    /// Instance type, `ml.*`.
-    pub instance_type: String,
+    /// Instance type, `ml.*`: the preferred one. Set this, `instance_types`, or both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    /// Fallback instance types, in order, after `instance_type` (or instead of
+    /// it): a job that fails for capacity, or a launch the type's quota
+    /// refuses, moves to the next one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instance_types: Vec<InstanceChoice>,
     /// Instances per job.
     #[serde(default = "one")]
     pub instance_count: u32,
@@ -284,6 +290,54 @@ pub struct Training {
     /// Environment variables of the training container.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+}
+
+/// One fallback instance type, with its own count and volume if they differ.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceChoice {
+    /// Instance type, `ml.*`.
+    pub instance_type: String,
+    /// Instances per job on this type; `training.instance_count` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_count: Option<u32>,
+    /// ML storage volume per instance on this type, in GB; `training.volume_size_gb` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_size_gb: Option<u32>,
+}
+
+/// An instance type with its count and volume resolved: what one job runs on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Instances {
+    pub instance_type: String,
+    pub instance_count: u32,
+    pub volume_size_gb: u32,
+}
+
+impl Training {
+    /// The instance types in the order a variant tries them: `instance_type`, then `instance_types`.
+    pub fn instances(&self) -> Vec<Instances> {
+        let preferred = self.instance_type.iter().map(|t| Instances {
+            instance_type: t.clone(),
+            instance_count: self.instance_count,
+            volume_size_gb: self.volume_size_gb,
+        });
+        let fallbacks = self.instance_types.iter().map(|c| Instances {
+            instance_type: c.instance_type.clone(),
+            instance_count: c.instance_count.unwrap_or(self.instance_count),
+            volume_size_gb: c.volume_size_gb.unwrap_or(self.volume_size_gb),
+        });
+        preferred.chain(fallbacks).collect()
+    }
+
+    /// The most instances one job may use (budget worst cases count this).
+    pub fn max_instance_count(&self) -> u32 {
+        self.instances()
+            .iter()
+            .map(|i| i.instance_count)
+            .max()
+            .unwrap_or(self.instance_count)
+    }
 }
 
 fn one() -> u32 {

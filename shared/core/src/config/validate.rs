@@ -1,7 +1,7 @@
 //! Semantic checks of a well-formed configuration against AWS limits and
 //! shapes. Every rule adds to one list so the user sees all problems at once.
 
-use super::{Config, ConfigError, FileSystemKind, Pipeline, Scalar};
+use super::{Config, ConfigError, FileSystemKind, Pipeline, Scalar, Training};
 use crate::names;
 use crate::s3_uri::{is_bucket_name, S3Uri};
 use std::collections::{BTreeMap, HashSet};
@@ -299,6 +299,71 @@ fn vpc(r: &mut Report, at: &str, p: &Pipeline) {
     }
 }
 
+/// The preferred instance type and its fallbacks: at least one, each a
+/// SageMaker type with a count and volume in range, none twice.
+fn instances(r: &mut Report, tat: &str, t: &Training) {
+    if t.instance_type.is_none() && t.instance_types.is_empty() {
+        r.add(
+            &format!("{tat}.instance_type"),
+            "no instance type is set",
+            "add `instance_type` (e.g. ml.m5.xlarge), or a list `instance_types` to try in order",
+        );
+    }
+    if let Some(it) = &t.instance_type {
+        r.check(
+            names::is_instance_type(it),
+            &format!("{tat}.instance_type"),
+            || format!("{it:?} is not a SageMaker instance type"),
+            "use an `ml.` type such as ml.m5.xlarge or ml.g5.2xlarge",
+        );
+    }
+    r.check(
+        t.instance_count >= 1,
+        &format!("{tat}.instance_count"),
+        || "must be at least 1".to_owned(),
+        "use 1 or more",
+    );
+    r.check(
+        (1..=16384).contains(&t.volume_size_gb),
+        &format!("{tat}.volume_size_gb"),
+        || format!("{} is out of range", t.volume_size_gb),
+        "use 1-16384 GB",
+    );
+    let mut seen: Vec<&str> = t.instance_type.iter().map(String::as_str).collect();
+    for (j, c) in t.instance_types.iter().enumerate() {
+        let at = format!("{tat}.instance_types[{j}]");
+        r.check(
+            names::is_instance_type(&c.instance_type),
+            &format!("{at}.instance_type"),
+            || format!("{:?} is not a SageMaker instance type", c.instance_type),
+            "use an `ml.` type such as ml.g5.2xlarge",
+        );
+        r.check(
+            !seen.contains(&c.instance_type.as_str()),
+            &format!("{at}.instance_type"),
+            || format!("{} is already in the list", c.instance_type),
+            "list each instance type once",
+        );
+        seen.push(&c.instance_type);
+        if let Some(n) = c.instance_count {
+            r.check(
+                n >= 1,
+                &format!("{at}.instance_count"),
+                || "must be at least 1".to_owned(),
+                "use 1 or more",
+            );
+        }
+        if let Some(v) = c.volume_size_gb {
+            r.check(
+                (1..=16384).contains(&v),
+                &format!("{at}.volume_size_gb"),
+                || format!("{v} is out of range"),
+                "use 1-16384 GB",
+            );
+        }
+    }
+}
+
 fn training(r: &mut Report, at: &str, p: &Pipeline) {
     let t = &p.training;
     let tat = format!("{at}.training");
@@ -332,24 +397,7 @@ fn training(r: &mut Report, at: &str, p: &Pipeline) {
             "use the algorithm's name or ARN",
         ),
     }
-    r.check(
-        names::is_instance_type(&t.instance_type),
-        &format!("{tat}.instance_type"),
-        || format!("{:?} is not a SageMaker instance type", t.instance_type),
-        "use an `ml.` type such as ml.m5.xlarge or ml.g5.2xlarge",
-    );
-    r.check(
-        t.instance_count >= 1,
-        &format!("{tat}.instance_count"),
-        || "must be at least 1".to_owned(),
-        "use 1 or more",
-    );
-    r.check(
-        (1..=16384).contains(&t.volume_size_gb),
-        &format!("{tat}.volume_size_gb"),
-        || format!("{} is out of range", t.volume_size_gb),
-        "use 1-16384 GB",
-    );
+    instances(r, &tat, t);
     r.check(
         (1..=MAX_RUNTIME_SECONDS).contains(&t.max_runtime_seconds),
         &format!("{tat}.max_runtime_seconds"),

@@ -27,6 +27,7 @@ fn job(m: &SweepManifest, position: usize, attempt: u32, status: JobStatus) -> J
         metrics: Vec::new(),
         timing: None,
         failure_class: None,
+        instance_type: None,
     }
 }
 
@@ -297,4 +298,100 @@ fn the_next_variant_names_the_job_before_it_in_the_lane() {
     assert_eq!((retry.position, retry.attempt), (1, 2));
     assert_eq!(retry.retry_of.map(|r| r.training_job_name), Some(m.job_name(1, 1)));
     assert_eq!(after(&m, &completed(&m, 5, 0.8)), Some(LaneStep::Done { lane: 1 }));
+}
+
+/// The churn pipeline with two fallback types after its ml.m5.xlarge.
+fn with_fallbacks() -> SweepManifest {
+    let mut m = manifest();
+    m.pipeline.training.instance_types = vec![
+        crate::config::InstanceChoice {
+            instance_type: "ml.m5.2xlarge".into(),
+            instance_count: None,
+            volume_size_gb: Some(50),
+        },
+        crate::config::InstanceChoice {
+            instance_type: "ml.c5.2xlarge".into(),
+            instance_count: Some(2),
+            volume_size_gb: None,
+        },
+    ];
+    m.instances = m.pipeline.training.instances();
+    m
+}
+
+fn on(mut job: JobObservation, instance_type: &str) -> JobObservation {
+    job.instance_type = Some(instance_type.into());
+    job
+}
+
+fn launch_of(step: Option<LaneStep>) -> Launch {
+    match step {
+        Some(LaneStep::Launch(l)) => l,
+        other => panic!("expected a launch, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_capacity_failure_moves_the_retry_to_the_next_type_by_event_and_by_listing() {
+    let m = with_fallbacks();
+    let first = on(failed(&m, 0, 1, CAPACITY), "ml.m5.xlarge");
+    let by_event = launch_of(after(&m, &first));
+    let by_listing = decide(&m, std::slice::from_ref(&first))
+        .launches
+        .into_iter()
+        .find(|l| l.lane == 0)
+        .expect("retry");
+    assert_eq!(by_event, by_listing);
+    assert_eq!((by_event.attempt, by_event.choice), (2, 1));
+    let retry = by_event.retry_of.expect("a retry");
+    assert_eq!(retry.instance_type.as_deref(), Some("ml.m5.xlarge"));
+    assert_eq!(retry.next_instance_type.as_deref(), Some("ml.m5.2xlarge"));
+    let request = m.training_job(0, 2, by_event.choice).expect("request");
+    assert_eq!(request.resource_config.instance_type, "ml.m5.2xlarge");
+    assert_eq!(request.resource_config.volume_size_in_gb, 50);
+    assert_eq!(request.training_job_name, m.job_name(0, 2), "the name does not depend on the type");
+}
+
+#[test]
+fn after_the_last_type_a_capacity_failure_starts_over_and_other_failures_keep_the_type() {
+    let m = with_fallbacks();
+    let last = on(failed(&m, 0, 3, CAPACITY), "ml.c5.2xlarge");
+    assert_eq!(launch_of(after(&m, &last)).choice, 0);
+    let internal = on(
+        failed(&m, 0, 1, "InternalServerError: We encountered an internal error."),
+        "ml.m5.2xlarge",
+    );
+    assert_eq!(launch_of(after(&m, &internal)).choice, 1);
+    assert_eq!(m.resource_config(2).instance_count, 2, "a type's own instance_count");
+}
+
+#[test]
+fn each_fallback_type_adds_one_attempt() {
+    let m = with_fallbacks();
+    assert_eq!(m.max_attempts(), m.pipeline.sweep.max_retries + 3);
+    let exhausted = on(failed(&m, 0, m.max_attempts(), CAPACITY), "ml.m5.xlarge");
+    assert!(matches!(after(&m, &exhausted), Some(LaneStep::Launch(l)) if l.position == 2 && l.attempt == 1));
+}
+
+#[test]
+fn the_lane_keeps_the_type_that_worked() {
+    let m = with_fallbacks();
+    let worked = on(completed(&m, 0, 0.8), "ml.m5.2xlarge");
+    let next = launch_of(after(&m, &worked));
+    assert_eq!((next.position, next.choice), (2, 1));
+    let listed = decide(&m, &[worked, on(completed(&m, 1, 0.7), "ml.m5.xlarge")]);
+    let choices: Vec<(usize, usize)> = listed.launches.iter().map(|l| (l.position, l.choice)).collect();
+    assert_eq!(choices, vec![(2, 1), (3, 0)]);
+    let ended = listed.completed;
+    assert!(ended.is_none());
+}
+
+#[test]
+fn results_name_the_type() {
+    let m = manifest();
+    let jobs: Vec<JobObservation> = (0..6)
+        .map(|p| on(completed(&m, p, 0.5 + p as f64 / 100.0), "ml.m5.xlarge"))
+        .collect();
+    let outcome = decide(&m, &jobs).completed.expect("completed");
+    assert!(outcome.ranked.iter().all(|r| r.instance_type.as_deref() == Some("ml.m5.xlarge")));
 }

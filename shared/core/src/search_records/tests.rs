@@ -32,6 +32,7 @@ fn job(m: &SweepManifest, position: usize, attempt: u32, status: JobStatus, reas
         metrics: auc.map(|a| vec![("validation:auc".to_owned(), a)]).unwrap_or_default(),
         timing: None,
         failure_class: None,
+        instance_type: None,
     }
 }
 

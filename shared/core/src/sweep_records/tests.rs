@@ -27,6 +27,7 @@ fn ended(m: &SweepManifest, position: usize, attempt: u32, status: JobStatus, re
         metrics: Vec::new(),
         timing: None,
         failure_class: None,
+        instance_type: None,
     };
     ended_key(m, &job)
 }
@@ -36,7 +37,7 @@ fn the_end_key_carries_status_and_retry_class() {
     let m = manifest();
     let capacity = ended(&m, 0, 1, JobStatus::Failed, Some("CapacityError: Unable to provision"));
     assert!(
-        capacity.ends_with(&format!("{}/ended-Failed-retry", m.job_name(0, 1))),
+        capacity.ends_with(&format!("{}/ended-Failed-capacity", m.job_name(0, 1))),
         "{capacity}"
     );
     let algorithm = ended(&m, 0, 1, JobStatus::Failed, Some("AlgorithmError: exit 1"));
@@ -154,4 +155,35 @@ fn a_results_page_never_splits_a_job_s_records() {
     let (used, next) = whole_jobs(&m, &one_job, true);
     assert_eq!(used.len(), 2, "a page of one job is used whole");
     assert_eq!(next.as_deref(), Some(one_job[1].as_str()));
+}
+
+#[test]
+fn the_end_key_carries_the_instance_type_and_reads_back() {
+    let mut m = manifest();
+    m.pipeline.training.instance_types = vec![crate::config::InstanceChoice {
+        instance_type: "ml.g5.2xlarge".into(),
+        instance_count: None,
+        volume_size_gb: None,
+    }];
+    m.instances = m.pipeline.training.instances();
+    let mut job = JobObservation {
+        variant_id: m.variants[0].id.clone(),
+        attempt: 1,
+        training_job_name: m.job_name(0, 1),
+        status: JobStatus::Failed,
+        secondary_status: None,
+        failure_reason: Some("CapacityError: Unable to provision requested ML compute capacity.".into()),
+        metrics: Vec::new(),
+        timing: None,
+        failure_class: None,
+        instance_type: Some("ml.g5.2xlarge".into()),
+    };
+    let key = ended_key(&m, &job);
+    assert!(key.ends_with("/ended-Failed-capacity-t1"), "{key}");
+    let jobs = observations(&m, &[key]);
+    assert_eq!(jobs[0].instance_type.as_deref(), Some("ml.g5.2xlarge"));
+    assert_eq!(jobs[0].failure_class, Some(FailureClass::Capacity));
+    // A type the manifest does not list (an event's placeholder) leaves the key as before.
+    job.instance_type = Some("InstanceType".into());
+    assert!(ended_key(&m, &job).ends_with("/ended-Failed-capacity"));
 }

@@ -325,3 +325,56 @@ fn a_promotion_needs_a_valid_group_name_and_a_non_negative_margin() {
     let errors = errors_of(&example_with("min_improvement: 0.005", "min_improvement: -1"));
     assert_error(&errors, "pipelines[0].promotion.min_improvement", "not a margin");
 }
+
+const GPU_EXAMPLE: &str = include_str!("../../../../../examples/gpu-pipeline.yaml");
+
+#[test]
+fn the_gpu_example_is_valid_and_resolves_each_fallback_type() {
+    let config = parse(GPU_EXAMPLE).expect("GPU example is valid");
+    let instances = config.pipelines[0].training.instances();
+    let resolved: Vec<(&str, u32, u32)> = instances
+        .iter()
+        .map(|i| (i.instance_type.as_str(), i.instance_count, i.volume_size_gb))
+        .collect();
+    assert_eq!(
+        resolved,
+        vec![("ml.g5.2xlarge", 1, 50), ("ml.g5.4xlarge", 1, 50), ("ml.g4dn.2xlarge", 2, 100)]
+    );
+    assert_eq!(config.pipelines[0].training.max_instance_count(), 2);
+}
+
+#[test]
+fn instance_types_alone_replace_instance_type() {
+    let yaml = example_with(
+        "      instance_type: ml.m5.xlarge\n",
+        "      instance_types: [{ instance_type: ml.m5.xlarge }, { instance_type: ml.c5.xlarge }]\n",
+    );
+    let config = parse(&yaml).expect("valid");
+    let types: Vec<String> = config.pipelines[0]
+        .training
+        .instances()
+        .into_iter()
+        .map(|i| i.instance_type)
+        .collect();
+    assert_eq!(types, ["ml.m5.xlarge", "ml.c5.xlarge"]);
+}
+
+#[test]
+fn fallback_types_are_checked_one_by_one() {
+    let yaml = example_with(
+        "      instance_type: ml.m5.xlarge\n",
+        "      instance_type: ml.m5.xlarge\n      instance_types: [{ instance_type: ml.m5.xlarge }, { instance_type: p4d, instance_count: 0 }]\n",
+    );
+    let errors = errors_of(&yaml);
+    assert_error(
+        &errors,
+        "pipelines[0].training.instance_types[0].instance_type",
+        "already in the list",
+    );
+    assert_error(
+        &errors,
+        "pipelines[0].training.instance_types[1].instance_type",
+        "not a SageMaker instance type",
+    );
+    assert_error(&errors, "pipelines[0].training.instance_types[1].instance_count", "at least 1");
+}

@@ -45,7 +45,7 @@ struct Cli {
 enum Command {
     /// Check a configuration: every error with its field path and the fix.
     #[command(
-        after_help = "Examples:\n  retrain validate --config examples/pipelines.yaml\n  retrain validate --config pipelines.yaml --json\n  retrain validate --live --config pipelines.yaml   # also check the account, read-only\n\nWith --live, every pipeline's file system, subnets and security groups are described\n(fsx, efs, ec2 Describe* calls only) and checked as start-sweep does before a launch."
+        after_help = "Examples:\n  retrain validate --config examples/pipelines.yaml\n  retrain validate --config pipelines.yaml --json\n  retrain validate --live --config pipelines.yaml   # also check the account, read-only\n\nWith --live, every pipeline's file system, subnets and security groups are described\n(fsx, efs, ec2 Describe* calls only), its instance types checked against the account's\nSageMaker quotas (servicequotas:ListServiceQuotas) and its training plan\n(sagemaker:DescribeTrainingPlan), as start-sweep does before a launch."
     )]
     Validate {
         /// The configuration file (YAML or JSON).
@@ -273,10 +273,13 @@ fn validate_live(path: &Path, json: bool) -> Result<ExitCode> {
     let findings = runtime.block_on(async {
         let clients = retrain_aws::adapters::Clients::from_env().await;
         let network = retrain_aws::adapters::network::Network::new(clients.fsx, clients.efs, clients.ec2);
+        let capacity = retrain_aws::adapters::capacity::Capacity::new(clients.servicequotas, clients.sagemaker);
         let mut all = Vec::new();
         for p in &config.pipelines {
             let facts = network.facts(p).await.map_err(|e| anyhow::anyhow!("pipeline {}: {e}", p.name))?;
             all.extend(retrain_core::preflight::check(p, &facts));
+            let facts = capacity.facts(p).await.map_err(|e| anyhow::anyhow!("pipeline {}: {e}", p.name))?;
+            all.extend(retrain_core::preflight::capacity::check(p, &facts).findings);
         }
         anyhow::Ok(all)
     })?;
@@ -290,7 +293,11 @@ fn validate_live(path: &Path, json: bool) -> Result<ExitCode> {
         let mut table = comfy_table::Table::new();
         table.set_header(["pipeline", "check", "resource", "result", "fix"]);
         for f in &findings {
-            let result = if f.ok { "ok".to_owned() } else { format!("FAIL: {}", f.message) };
+            let result = match (f.ok, f.warning) {
+                (true, false) => "ok".to_owned(),
+                (true, true) => format!("WARN: {}", f.message),
+                (false, _) => format!("FAIL: {}", f.message),
+            };
             table.add_row([
                 f.pipeline.as_str(),
                 f.check.as_str(),
@@ -301,7 +308,13 @@ fn validate_live(path: &Path, json: bool) -> Result<ExitCode> {
         }
         say!("{table}");
         let failed = findings.iter().filter(|f| !f.ok).count();
-        if ok {
+        let warned = findings.iter().filter(|f| f.warning).count();
+        if ok && warned > 0 {
+            say!(
+                "OK with {warned} warning(s): every check passed for {} pipeline(s); the warnings above say what a sweep will skip",
+                config.pipelines.len()
+            );
+        } else if ok {
             say!("OK: every check passed for {} pipeline(s)", config.pipelines.len());
         } else {
             say!("{failed} check(s) failed: nothing would launch for the pipelines above until they are fixed");
@@ -338,7 +351,7 @@ fn status(sweep: &str, pipeline: Option<&str>, bucket: &str, json: bool, compare
         let other = match compare {
             Some(name) => {
                 let d = sagemaker.describe(&name).await?;
-                Some((name, retrain_core::telemetry::timing(&d.transitions, d.billable_seconds, false)))
+                Some((name, d.timing(false)))
             }
             None => None,
         };

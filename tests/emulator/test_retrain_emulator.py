@@ -1,6 +1,7 @@
 """Tests of the emulator itself, through boto3 and the control API, against
 the server started exactly as retrain's tests start it."""
 
+import datetime
 import json
 import logging
 import re
@@ -53,11 +54,11 @@ def clean(url):
     requests.post(f"{url}/_retrain/reset", timeout=5).raise_for_status()
 
 
-def boto_client(url: str, service: str, **config):
+def boto_client(url: str, service: str, region: str = "us-east-1", **config):
     return boto3.client(
         service,
         endpoint_url=url,
-        region_name="us-east-1",
+        region_name=region,
         aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
         aws_secret_access_key="secret",
         config=Config(retries={"max_attempts": 1}, **config),
@@ -66,8 +67,8 @@ def boto_client(url: str, service: str, **config):
 
 @pytest.fixture
 def client(url):
-    def make(service: str, **config):
-        return boto_client(url, service, **config)
+    def make(service: str, region: str = "us-east-1", **config):
+        return boto_client(url, service, region, **config)
 
     return make
 
@@ -967,10 +968,17 @@ def test_an_instance_type_without_capacity_fails_its_jobs_while_starting(sagemak
     assert sagemaker.describe_training_job(TrainingJobName="p4d-2")["TrainingJobStatus"] == "InProgress"
 
 
+M5_QUOTA = "ml.m5.xlarge for training job usage"
+G5_QUOTA = "ml.g5.xlarge for training job usage"
+G5_SPOT_QUOTA = "ml.g5.xlarge for spot training job usage"
+TOTAL_QUOTA = "Number of instances across all training jobs"
+
+
 def test_quotas_answer_resource_limit_exceeded(sagemaker, control):
+    # A bare instance type names its on-demand quota; the answer names quotas in full.
     assert control("POST", "sagemaker/quotas", {"ml.m5.xlarge": 0, "ml.g5.xlarge": 2}) == (
         200,
-        {"quotas": {"ml.m5.xlarge": 0, "ml.g5.xlarge": 2}},
+        {"quotas": {M5_QUOTA: 0, G5_QUOTA: 2}},
     )
     sagemaker.create_training_job(**quota_request("g5-1", "ml.g5.xlarge", 1))
     with pytest.raises(ClientError) as raised:
@@ -997,13 +1005,92 @@ def test_quotas_answer_resource_limit_exceeded(sagemaker, control):
     sagemaker.create_training_job(**quota_request("g5-2", "ml.g5.xlarge", 2))
     assert control("POST", "sagemaker/quotas", {"ml.m5.xlarge": 1}) == (
         200,
-        {"quotas": {"ml.m5.xlarge": 1, "ml.g5.xlarge": 2}},
+        {"quotas": {M5_QUOTA: 1, G5_QUOTA: 2}},
     )
     sagemaker.create_training_job(**quota_request("m5-1", "ml.m5.xlarge", 1))
-    assert control("POST", "sagemaker/quotas", {"ml.m5.xlarge": None}) == (200, {"quotas": {"ml.g5.xlarge": 2}})
+    assert control("POST", "sagemaker/quotas", {"ml.m5.xlarge": None}) == (200, {"quotas": {G5_QUOTA: 2}})
     sagemaker.create_training_job(**quota_request("m5-2", "ml.m5.xlarge", 4))
-    for bad in ({"ml.m5.xlarge": -1}, {"ml.m5.xlarge": "2"}, {"ml.m5.xlarge": 1.5}):
+    for bad in ({"ml.m5.xlarge": -1}, {"ml.m5.xlarge": "2"}, {"ml.m5.xlarge": 1.5}, {"ml.m5.xlarge": True}):
         assert control("POST", "sagemaker/quotas", bad)[0] == 400
+
+
+def spot_request(name: str, instance_type: str, count: int) -> dict:
+    request = quota_request(name, instance_type, count)
+    request["EnableManagedSpotTraining"] = True
+    request["StoppingCondition"] = {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 3600}
+    return request
+
+
+def limit_message(name: str, quota: int, in_use: int, delta: int) -> str:
+    return (
+        f"The account-level service limit '{name}' is {quota} Instances, with current utilization of {in_use} "
+        f"Instances and a request delta of {delta} Instances. "
+        "Please use AWS Service Quotas to request an increase for this quota."
+    )
+
+
+def create_refused(sagemaker, request: dict) -> ClientError:
+    with pytest.raises(ClientError) as raised:
+        sagemaker.create_training_job(**request)
+    return raised.value
+
+
+def test_quotas_by_name_hold_on_demand_spot_and_all_jobs_apart(sagemaker, control):
+    assert control("POST", "sagemaker/quotas", {G5_SPOT_QUOTA: 2, TOTAL_QUOTA: 5, "ml.g5.xlarge": 1}) == (
+        200,
+        {"quotas": {G5_SPOT_QUOTA: 2, TOTAL_QUOTA: 5, G5_QUOTA: 1}},
+    )
+    sagemaker.create_training_job(**quota_request("od-1", "ml.g5.xlarge", 1))
+    refused = create_refused(sagemaker, quota_request("od-2", "ml.g5.xlarge", 1))
+    assert refused.response["Error"] == {"Code": "ResourceLimitExceeded", "Message": limit_message(G5_QUOTA, 1, 1, 1)}
+    # Spot jobs count against their own quota, not the on-demand one.
+    sagemaker.create_training_job(**spot_request("spot-1", "ml.g5.xlarge", 2))
+    refused = create_refused(sagemaker, spot_request("spot-2", "ml.g5.xlarge", 1))
+    assert refused.response["Error"]["Message"] == limit_message(G5_SPOT_QUOTA, 2, 2, 1)
+    # Every job counts against the total: 1 on-demand + 2 spot instances run.
+    refused = create_refused(sagemaker, quota_request("c5-1", "ml.c5.xlarge", 3))
+    assert refused.response["Error"]["Message"] == limit_message(TOTAL_QUOTA, 5, 3, 3)
+    assert refused.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    sagemaker.create_training_job(**quota_request("c5-1", "ml.c5.xlarge", 2))
+    refused = create_refused(sagemaker, spot_request("c5-spot", "ml.c5.xlarge", 1))
+    assert refused.response["Error"]["Message"] == limit_message(TOTAL_QUOTA, 5, 5, 1)
+    _, listing = control("GET", "sagemaker/jobs")
+    assert ([j["name"] for j in listing["jobs"]], listing["create_calls"]) == (["od-1", "spot-1", "c5-1"], 7)
+
+    # Ended jobs free their instances on every quota they counted against.
+    control("POST", "sagemaker/jobs/spot-1/complete", {})
+    sagemaker.create_training_job(**spot_request("spot-2", "ml.g5.xlarge", 2))
+    assert control("POST", "sagemaker/quotas", {TOTAL_QUOTA: None, G5_QUOTA: None}) == (
+        200,
+        {"quotas": {G5_SPOT_QUOTA: 2}},
+    )
+    sagemaker.create_training_job(**quota_request("od-2", "ml.g5.xlarge", 8))
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "g5.xlarge",
+        "ml.g5",
+        "ML.G5.XLARGE",
+        "ml.g5.xlarge for inference usage",
+        "ml.g5.xlarge for spot training job usage ",
+        "Number of instances across all training jobs ",
+        "number of instances across all training jobs",
+        "",
+    ],
+)
+def test_quota_keys_must_name_a_training_quota(control, key):
+    control("POST", "sagemaker/quotas", {"ml.c5.xlarge": 1})
+    status, answer = control("POST", "sagemaker/quotas", {"ml.g5.xlarge": 3, key: 1})
+    assert status == 400
+    assert answer["error"] == (
+        f"unknown quota {key!r}: a key must be an instance type (ml.m5.xlarge, for its on-demand quota), "
+        "'<type> for training job usage', '<type> for spot training job usage' or "
+        "'Number of instances across all training jobs'"
+    )
+    # Nothing of the refused request applies.
+    assert control("POST", "sagemaker/quotas", {}) == (200, {"quotas": {"ml.c5.xlarge for training job usage": 1}})
 
 
 # --- EventBridge and reset -----------------------------------------------------
@@ -1105,6 +1192,8 @@ def test_reset_clears_everything(url, fsx, sagemaker, client, control, path):
     control("POST", "s3/conflicts", {"count": 5})
     control("POST", "clock/advance", {"seconds": 3600})
     control("POST", "fsx/task-duration", {"seconds": 60})
+    control("POST", "sagemaker/training-plans", plan_body("p5-plan"))
+    control("POST", "servicequotas/errors", {"error": "TooManyRequestsException"})
 
     assert requests.post(f"{url}/{path}", timeout=5).status_code == 200
     assert control("GET", "clock")[1]["offset"] == 0
@@ -1130,6 +1219,10 @@ def test_reset_clears_everything(url, fsx, sagemaker, client, control, path):
     s3 = client("s3")
     s3.create_bucket(Bucket="retrain-markers")
     s3.put_object(Bucket="retrain-markers", Key="run/started", Body=b"1", IfNoneMatch="*")
+    with pytest.raises(ClientError) as raised:
+        sagemaker.describe_training_plan(TrainingPlanName="p5-plan")
+    assert error_code(raised) == "ResourceNotFound"  # no plan left
+    assert client("service-quotas").list_service_quotas(ServiceCode="sagemaker")["Quotas"] == []  # no error left
 
 
 def test_server_stops_cleanly_on_sigint():
@@ -1422,6 +1515,39 @@ def test_a_completed_job_may_say_how_long_it_trained(sagemaker, control):
     assert control("POST", "sagemaker/jobs/train-2/complete", {"billable_seconds": 0})[0] == 400
 
 
+def test_a_spot_job_is_billed_for_less_than_it_trained(sagemaker, control):
+    sagemaker.create_training_job(**spot_request("spot-1", "ml.g5.xlarge", 1))
+    status, event = control(
+        "POST", "sagemaker/jobs/spot-1/complete", {"training_seconds": 3600, "billable_seconds": 1200}
+    )
+    assert status == 200
+    assert (event["detail"]["TrainingTimeInSeconds"], event["detail"]["BillableTimeInSeconds"]) == (3600, 1200)
+    described = sagemaker.describe_training_job(TrainingJobName="spot-1")
+    assert (described["TrainingTimeInSeconds"], described["BillableTimeInSeconds"]) == (3600, 1200)
+    assert described["EnableManagedSpotTraining"] is True
+    # Without billable_seconds the whole training time is billed, as on demand.
+    sagemaker.create_training_job(**training_request("od-1"))
+    control("POST", "sagemaker/jobs/od-1/complete", {"training_seconds": 5400})
+    described = sagemaker.describe_training_job(TrainingJobName="od-1")
+    assert (described["TrainingTimeInSeconds"], described["BillableTimeInSeconds"]) == (5400, 5400)
+
+
+@pytest.mark.parametrize(
+    "payload, error",
+    [
+        ({"training_seconds": 0}, "training_seconds must be a whole number of seconds, at least 1"),
+        ({"training_seconds": 60.5}, "training_seconds must be a whole number of seconds, at least 1"),
+        ({"training_seconds": True}, "training_seconds must be a whole number of seconds, at least 1"),
+        ({"training_seconds": "60"}, "training_seconds must be a whole number of seconds, at least 1"),
+        ({"training_seconds": 600, "billable_seconds": 601}, "billable_seconds must not exceed training_seconds"),
+    ],
+)
+def test_training_seconds_are_validated(sagemaker, control, payload, error):
+    sagemaker.create_training_job(**spot_request("spot-1", "ml.g5.xlarge", 1))
+    assert control("POST", "sagemaker/jobs/spot-1/complete", payload) == (400, {"error": error})
+    assert sagemaker.describe_training_job(TrainingJobName="spot-1")["TrainingJobStatus"] == "InProgress"
+
+
 # --------------------------------------------------- S3 -> EventBridge -> SQS
 
 DATA_BUCKET = "example-training-data"
@@ -1578,3 +1704,314 @@ def test_service_quotas_answers_the_training_quotas_that_create_training_job_enf
     second = quotas.list_service_quotas(ServiceCode="sagemaker", MaxResults=1, NextToken=first["NextToken"])
     assert [q["QuotaName"] for q in first["Quotas"] + second["Quotas"]] == [q["QuotaName"] for q in listed]
     assert "NextToken" not in second
+
+
+def test_service_quotas_answers_all_three_kinds_of_training_quota(client, control):
+    quotas = client("service-quotas")
+    control("POST", "sagemaker/quotas", {"ml.g5.xlarge": 4, G5_SPOT_QUOTA: 8, TOTAL_QUOTA: 20})
+    listed = quotas.list_service_quotas(ServiceCode="sagemaker")["Quotas"]
+    # By name, as before.
+    assert [(q["QuotaName"], q["Value"]) for q in listed] == [
+        (TOTAL_QUOTA, 20.0),
+        (G5_SPOT_QUOTA, 8.0),
+        (G5_QUOTA, 4.0),
+    ]
+    for quota in listed:
+        assert set(quota) == {
+            "ServiceCode",
+            "ServiceName",
+            "QuotaArn",
+            "QuotaCode",
+            "QuotaName",
+            "Value",
+            "Unit",
+            "Adjustable",
+            "GlobalQuota",
+        }
+        assert (quota["Unit"], quota["Adjustable"], quota["GlobalQuota"]) == ("None", True, False)
+        assert re.fullmatch(r"L-[0-9A-F]{8}", quota["QuotaCode"])
+        assert quota["QuotaArn"] == f"arn:aws:servicequotas:us-east-1:{ACCOUNT}:sagemaker/{quota['QuotaCode']}"
+        assert quotas.get_service_quota(ServiceCode="sagemaker", QuotaCode=quota["QuotaCode"])["Quota"] == quota
+    assert len({q["QuotaCode"] for q in listed}) == 3
+    # A code stays with its quota's name, however the quota was set.
+    control("POST", "sagemaker/quotas", {G5_QUOTA: 6})
+    again = {q["QuotaName"]: q for q in quotas.list_service_quotas(ServiceCode="sagemaker")["Quotas"]}
+    assert (again[G5_QUOTA]["QuotaCode"], again[G5_QUOTA]["Value"]) == (listed[2]["QuotaCode"], 6.0)
+
+
+def denied_message(action: str) -> str:
+    return (
+        f"User: arn:aws:sts::{ACCOUNT}:assumed-role/retrain-function-role/retrain-function is not authorized to "
+        f"perform: servicequotas:{action} because no identity-based policy allows the servicequotas:{action} action"
+    )
+
+
+@pytest.mark.parametrize("service_code", ["sagemaker", "vpc"])
+def test_armed_service_quotas_errors_answer_every_read(client, control, service_code):
+    quotas = client("service-quotas")
+    control("POST", "sagemaker/quotas", {"ml.g5.xlarge": 4})
+    code = quotas.list_service_quotas(ServiceCode=service_code)["Quotas"][0]["QuotaCode"]
+    calls = {
+        "ListServiceQuotas": lambda: quotas.list_service_quotas(ServiceCode=service_code),
+        "GetServiceQuota": lambda: quotas.get_service_quota(ServiceCode=service_code, QuotaCode=code),
+    }
+    messages = {
+        "AccessDeniedException": denied_message,
+        "TooManyRequestsException": lambda action: "Rate exceeded",
+    }
+    for error, message in messages.items():
+        assert control("POST", "servicequotas/errors", {"error": error}) == (200, {"error": error})
+        for action, call in calls.items():
+            for _ in range(2):  # armed until cleared, not for one call
+                with pytest.raises(ClientError) as raised:
+                    call()
+                assert raised.value.operation_name == action
+                assert raised.value.response["Error"] == {"Code": error, "Message": message(action)}
+                assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert control("POST", "servicequotas/errors", {"error": None}) == (200, {"error": None})
+    assert quotas.get_service_quota(ServiceCode=service_code, QuotaCode=code)["Quota"]["QuotaCode"] == code
+
+
+def test_service_quotas_errors_are_validated(client, control):
+    allowed = "error must be one of AccessDeniedException, TooManyRequestsException or null"
+    for bad in ({}, {"error": "ThrottlingException"}, {"error": 1}, {"code": "AccessDeniedException"}):
+        assert control("POST", "servicequotas/errors", bad) == (400, {"error": allowed})
+    assert client("service-quotas").list_service_quotas(ServiceCode="sagemaker")["Quotas"] == []
+
+
+# ------------------------------------------------------ SageMaker training plans
+
+
+def plan_body(name: str, **overrides) -> dict:
+    return {"name": name, "status": "Active", "instance_type": "ml.p5.48xlarge", "instance_count": 2, **overrides}
+
+
+def plan_arn(name: str, region: str = "us-east-1") -> str:
+    return f"arn:aws:sagemaker:{region}:{ACCOUNT}:training-plan/{name}"
+
+
+def plan_job(name: str, arn: str, count: int = 1, instance_type: str = "ml.p5.48xlarge") -> dict:
+    request = quota_request(name, instance_type, count)
+    request["ResourceConfig"]["TrainingPlanArn"] = arn
+    return request
+
+
+def iso(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_training_plan_is_described_as_the_api_does(sagemaker, control):
+    status, answer = control(
+        "POST", "sagemaker/training-plans", plan_body("p5-plan", duration_hours=50, status_message="Payment received")
+    )
+    assert status == 200
+    plan = sagemaker.describe_training_plan(TrainingPlanName="p5-plan")
+    del plan["ResponseMetadata"]
+    start, end = plan["StartTime"], plan["EndTime"]
+    assert end - start == datetime.timedelta(hours=50)
+    assert abs(start.timestamp() - time.time()) < 5  # Active: it runs from now
+    [summary] = plan["ReservedCapacitySummaries"]
+    capacity_arn = summary["ReservedCapacityArn"]
+    capacity = rf"arn:aws:sagemaker:us-east-1:{ACCOUNT}:reserved-capacity/p5-plan-[0-9a-f]{{12}}"
+    assert re.fullmatch(capacity, capacity_arn)
+    assert plan == {
+        "TrainingPlanArn": plan_arn("p5-plan"),
+        "TrainingPlanName": "p5-plan",
+        "Status": "Active",
+        "StatusMessage": "Payment received",
+        "DurationHours": 50,
+        "DurationMinutes": 0,
+        "StartTime": start,
+        "EndTime": end,
+        "UpfrontFee": "0",
+        "CurrencyCode": "USD",
+        "TotalInstanceCount": 2,
+        "AvailableInstanceCount": 2,
+        "InUseInstanceCount": 0,
+        "TargetResources": ["training-job"],
+        "ReservedCapacitySummaries": [
+            {
+                "ReservedCapacityArn": capacity_arn,
+                "ReservedCapacityType": "Instance",
+                "InstanceType": "ml.p5.48xlarge",
+                "TotalInstanceCount": 2,
+                "Status": "Active",
+                "AvailabilityZone": "us-east-1a",
+                "DurationHours": 50,
+                "DurationMinutes": 0,
+                "StartTime": start,
+                "EndTime": end,
+            }
+        ],
+    }
+    # The control API answers the same description, its times in ISO 8601.
+    summary = {**summary, "StartTime": iso(start), "EndTime": iso(end)}
+    assert answer == {**plan, "StartTime": iso(start), "EndTime": iso(end), "ReservedCapacitySummaries": [summary]}
+
+    # A plan not started yet lies ahead; one that expired lies behind.
+    control("POST", "sagemaker/training-plans", plan_body("later", status="Scheduled"))
+    scheduled = sagemaker.describe_training_plan(TrainingPlanName="later")
+    assert scheduled["StartTime"].timestamp() > time.time() + 3600 and "StatusMessage" not in scheduled
+    control("POST", "sagemaker/training-plans", plan_body("done", status="Expired"))
+    assert sagemaker.describe_training_plan(TrainingPlanName="done")["EndTime"].timestamp() <= time.time() + 1
+
+
+def test_an_unknown_training_plan_is_resource_not_found(sagemaker, client, control):
+    west_plan = plan_body("west-plan", region="us-west-2", availability_zone="us-west-2c")
+    control("POST", "sagemaker/training-plans", west_plan)
+    for name in ("missing", "west-plan"):  # west-plan lives in another region
+        with pytest.raises(ClientError) as raised:
+            sagemaker.describe_training_plan(TrainingPlanName=name)
+        assert raised.value.response["Error"] == {
+            "Code": "ResourceNotFound",
+            "Message": f"Training plan {name} does not exist.",
+        }
+        assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    plan = client("sagemaker", region="us-west-2").describe_training_plan(TrainingPlanName="west-plan")
+    assert plan["TrainingPlanArn"] == plan_arn("west-plan", "us-west-2")
+    assert plan["ReservedCapacitySummaries"][0]["AvailabilityZone"] == "us-west-2c"
+
+
+def test_a_training_plan_can_be_replaced(sagemaker, control):
+    control("POST", "sagemaker/training-plans", plan_body("p5-plan"))
+    replaced = plan_body("p5-plan", status="Expired", instance_count=4)
+    status, answer = control("POST", "sagemaker/training-plans", replaced)
+    assert (status, answer["Status"], answer["TotalInstanceCount"]) == (200, "Expired", 4)
+    plan = sagemaker.describe_training_plan(TrainingPlanName="p5-plan")
+    assert (plan["Status"], plan["TotalInstanceCount"]) == ("Expired", 4)
+    assert plan["ReservedCapacitySummaries"][0]["Status"] == "Expired"
+
+
+PLAN_NAME_RULE = "name must be 1-64 letters, digits and hyphens, starting and ending with a letter or digit"
+
+
+@pytest.mark.parametrize(
+    "overrides, error",
+    [
+        ({"name": "-plan"}, PLAN_NAME_RULE),
+        ({"name": "a" * 65}, PLAN_NAME_RULE),
+        ({"name": None}, PLAN_NAME_RULE),
+        ({"status": "Running"}, "status must be one of Pending, Active, Scheduled, Expired, Failed"),
+        ({"instance_count": 0}, "instance_count must be a whole number, at least 1"),
+        ({"instance_count": "2"}, "instance_count must be a whole number, at least 1"),
+        ({"duration_hours": 0}, "duration_hours must be a whole number from 1 to 87600"),
+        ({"duration_hours": 87601}, "duration_hours must be a whole number from 1 to 87600"),
+        ({"region": "mars-1"}, "region must be a region name such as us-east-1"),
+        ({"availability_zone": "us-west-2a"}, "availability_zone must be a zone of us-east-1, such as us-east-1a"),
+        ({"status_message": 5}, "status_message must be a string"),
+        ({"instance_cnt": 2}, "unknown training plan fields: instance_cnt"),
+    ],
+)
+def test_training_plans_are_validated(sagemaker, control, overrides, error):
+    assert control("POST", "sagemaker/training-plans", {**plan_body("p5-plan"), **overrides}) == (400, {"error": error})
+    with pytest.raises(ClientError) as raised:
+        sagemaker.describe_training_plan(TrainingPlanName="p5-plan")
+    assert error_code(raised) == "ResourceNotFound"  # nothing was set up
+
+
+def test_training_plan_instance_types_and_targets_are_the_api_values(control):
+    status, answer = control("POST", "sagemaker/training-plans", plan_body("p5-plan", instance_type="ml.g5.xlarge"))
+    assert status == 400
+    assert answer["error"].startswith("instance_type must be one of ml.p4d.24xlarge, ml.p5.48xlarge, ")
+    targets = (
+        "target_resources must be a non-empty list of distinct values of "
+        "training-job, hyperpod-cluster, endpoint, studio-apps"
+    )
+    for bad in ([], ["notebook"], "training-job", ["training-job", "training-job"]):
+        body = plan_body("p5-plan", target_resources=bad)
+        assert control("POST", "sagemaker/training-plans", body) == (400, {"error": targets})
+    body = plan_body("p5-plan", target_resources=["hyperpod-cluster", "training-job"])
+    status, answer = control("POST", "sagemaker/training-plans", body)
+    assert (status, answer["TargetResources"]) == (200, ["hyperpod-cluster", "training-job"])
+
+
+def test_jobs_on_a_training_plan_use_its_instances(sagemaker, control):
+    control("POST", "sagemaker/training-plans", plan_body("p5-plan", instance_count=3))
+    arn = plan_arn("p5-plan")
+    # Reserved capacity is no on-demand usage, and no capacity rule applies to it.
+    control("POST", "sagemaker/quotas", {"ml.p5.48xlarge": 0})
+    control("POST", "sagemaker/capacity", {"ml.p5.48xlarge": "any"})
+    sagemaker.create_training_job(**plan_job("plan-1", arn, 2))
+    described = sagemaker.describe_training_job(TrainingJobName="plan-1")
+    assert described["TrainingJobStatus"] == "InProgress"
+    assert described["ResourceConfig"] == plan_job("plan-1", arn, 2)["ResourceConfig"]
+    plan = sagemaker.describe_training_plan(TrainingPlanName="p5-plan")
+    assert (plan["InUseInstanceCount"], plan["AvailableInstanceCount"]) == (2, 1)
+
+    refused = create_refused(sagemaker, plan_job("plan-2", arn, 2))
+    assert refused.response["Error"] == {
+        "Code": "ResourceLimitExceeded",
+        "Message": f"Training plan {arn} has 1 of its 3 ml.p5.48xlarge instances available, "
+        "fewer than the request delta of 2 Instances.",
+    }
+    assert refused.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    sagemaker.create_training_job(**plan_job("plan-2", arn, 1))
+    plan = sagemaker.describe_training_plan(TrainingPlanName="p5-plan")
+    assert (plan["InUseInstanceCount"], plan["AvailableInstanceCount"]) == (3, 0)
+    # On-demand jobs of the type still meet its quota; ended plan jobs free the plan.
+    refused = create_refused(sagemaker, quota_request("od-1", "ml.p5.48xlarge", 1))
+    assert refused.response["Error"]["Message"] == limit_message("ml.p5.48xlarge for training job usage", 0, 0, 1)
+    control("POST", "sagemaker/jobs/plan-1/complete", {})
+    sagemaker.stop_training_job(TrainingJobName="plan-2")
+    plan = sagemaker.describe_training_plan(TrainingPlanName="p5-plan")
+    assert (plan["InUseInstanceCount"], plan["AvailableInstanceCount"]) == (0, 3)
+    sagemaker.create_training_job(**plan_job("plan-3", arn, 3))
+    _, listing = control("GET", "sagemaker/jobs")
+    assert [(j["name"], j["status"]) for j in listing["jobs"]] == [
+        ("plan-1", "Completed"),
+        ("plan-2", "Stopped"),
+        ("plan-3", "InProgress"),
+    ]
+    assert listing["create_calls"] == 5
+
+
+def test_jobs_on_a_training_plan_count_against_the_total_instances_quota(sagemaker, control):
+    control("POST", "sagemaker/training-plans", plan_body("p5-plan", instance_count=8))
+    control("POST", "sagemaker/quotas", {TOTAL_QUOTA: 4})
+    sagemaker.create_training_job(**quota_request("od-1", "ml.g5.xlarge", 2))
+    refused = create_refused(sagemaker, plan_job("plan-1", plan_arn("p5-plan"), 3))
+    assert refused.response["Error"]["Message"] == limit_message(TOTAL_QUOTA, 4, 2, 3)
+    sagemaker.create_training_job(**plan_job("plan-1", plan_arn("p5-plan"), 2))
+    assert sagemaker.describe_training_plan(TrainingPlanName="p5-plan")["InUseInstanceCount"] == 2
+
+
+def test_a_scheduled_training_plan_takes_jobs(sagemaker, control):
+    control("POST", "sagemaker/training-plans", plan_body("later", status="Scheduled"))
+    sagemaker.create_training_job(**plan_job("plan-1", plan_arn("later"), 2))
+    assert sagemaker.describe_training_plan(TrainingPlanName="later")["InUseInstanceCount"] == 2
+
+
+@pytest.mark.parametrize("status", ["Pending", "Expired", "Failed"])
+def test_a_training_plan_that_is_not_active_or_scheduled_takes_no_job(sagemaker, control, status):
+    control("POST", "sagemaker/training-plans", plan_body("p5-plan", status=status))
+    arn = plan_arn("p5-plan")
+    refused = create_refused(sagemaker, plan_job("plan-1", arn))
+    assert refused.response["Error"] == {
+        "Code": "ValidationException",
+        "Message": f"Training plan {arn} is {status}; a training job can use a plan that is Active or Scheduled.",
+    }
+
+
+def test_a_job_must_fit_its_training_plan(sagemaker, control):
+    control("POST", "sagemaker/training-plans", plan_body("p5-plan"))
+    control("POST", "sagemaker/training-plans", plan_body("hyperpod", target_resources=["hyperpod-cluster"]))
+    control("POST", "sagemaker/training-plans", plan_body("west-plan", region="us-west-2"))
+    missing, west = plan_arn("missing"), plan_arn("west-plan", "us-west-2")
+    cases = [
+        (plan_job("job-1", missing), f"Training plan {missing} does not exist in us-east-1."),
+        (plan_job("job-1", west), f"Training plan {west} does not exist in us-east-1."),
+        (
+            plan_job("job-1", plan_arn("hyperpod")),
+            f"Training plan {plan_arn('hyperpod')} does not target training jobs (TargetResources: hyperpod-cluster).",
+        ),
+        (
+            plan_job("job-1", plan_arn("p5-plan"), instance_type="ml.p4d.24xlarge"),
+            f"Training plan {plan_arn('p5-plan')} reserves ml.p5.48xlarge instances, not ml.p4d.24xlarge.",
+        ),
+    ]
+    for request, message in cases:
+        refused = create_refused(sagemaker, request)
+        assert refused.response["Error"] == {"Code": "ValidationException", "Message": message}
+        assert refused.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    _, listing = control("GET", "sagemaker/jobs")
+    assert (listing["jobs"], listing["create_calls"]) == ([], 4)

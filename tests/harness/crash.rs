@@ -197,5 +197,10 @@ pub fn clients(shared: &aws_config::SdkConfig, points: &CrashPoints) -> Clients 
         ),
         ec2: aws_sdk_ec2::Client::from_conf(aws_sdk_ec2::config::Builder::from(shared).interceptor(points.clone()).build()),
         efs: aws_sdk_efs::Client::from_conf(aws_sdk_efs::config::Builder::from(shared).interceptor(points.clone()).build()),
+        servicequotas: aws_sdk_servicequotas::Client::from_conf(
+            aws_sdk_servicequotas::config::Builder::from(shared)
+                .interceptor(points.clone())
+                .build(),
+        ),
     }
 }

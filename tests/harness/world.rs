@@ -314,6 +314,14 @@ impl World {
         boto3_setup(&self.emulator.endpoint, body)
     }
 
+    /// Starts a training job outside retrain (another team's) on `instance_type`:
+    /// it stays InProgress and uses that much of the type's quota.
+    pub fn occupy(&self, name: &str, instance_type: &str, count: u32) {
+        self.boto3(&format!(
+            "client('sagemaker').create_training_job(TrainingJobName='{name}', RoleArn='{ROLE_ARN}', AlgorithmSpecification={{'TrainingImage': 'img', 'TrainingInputMode': 'File'}}, OutputDataConfig={{'S3OutputPath': 's3://retrain-artifacts/other/'}}, ResourceConfig={{'InstanceType': '{instance_type}', 'InstanceCount': {count}, 'VolumeSizeInGB': 30}}, StoppingCondition={{'MaxRuntimeInSeconds': 3600}})\nprint('{{}}')"
+        ));
+    }
+
     /// Changes the configuration the handlers run with (a new cold start).
     pub fn reconfigure(&mut self, change: impl FnOnce(&mut retrain_core::Config)) {
         let mut config = self.deps.config.clone();

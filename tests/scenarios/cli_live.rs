@@ -14,7 +14,14 @@ fn retrain_bin() -> PathBuf {
 }
 
 fn validate_live(world: &World, config: &str, json: bool) -> Output {
-    let path = std::env::temp_dir().join(format!("retrain-live-{}-{json}.yaml", std::process::id()));
+    // One file per config: the tests of this binary run at once.
+    let digest = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        config.hash(&mut h);
+        h.finish()
+    };
+    let path = std::env::temp_dir().join(format!("retrain-live-{}-{digest:x}-{json}.yaml", std::process::id()));
     std::fs::write(&path, config).expect("write config");
     let mut cmd = std::process::Command::new(retrain_bin());
     cmd.args(["validate", "--live", "--config"]).arg(&path);
@@ -75,6 +82,43 @@ async fn a_correct_setup_prints_ok_and_a_broken_one_every_problem() {
         failed.contains(&"inbound traffic to file system") && failed.contains(&"mount target in subnet's zone"),
         "{failed:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_warn_about_a_type_they_skip_and_fail_when_no_type_can_run() {
+    let world = World::start().await;
+    let mut config: retrain_core::Config = retrain_core::config::parse(&config_yaml(&world.ids)).expect("valid");
+    config.pipelines[0].training.instance_types = vec![retrain_core::config::InstanceChoice {
+        instance_type: "ml.m5.2xlarge".into(),
+        instance_count: None,
+        volume_size_gb: None,
+    }];
+    let with_fallback = serde_yaml_config(&config);
+    world.emulator.post("sagemaker/quotas", serde_json::json!({"ml.m5.xlarge": 0, "ml.m5.2xlarge": 4}));
+    let out = validate_live(&world, &with_fallback, false);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "a skipped type is a warning: {text}");
+    assert!(
+        text.contains("WARN: 'ml.m5.xlarge for training job usage' is 0 instances") && text.contains("OK with 1 warning(s)"),
+        "{text}"
+    );
+    // The EFS pipeline has one type: a quota of 0 for it means nothing can run.
+    world.emulator.post("sagemaker/quotas", serde_json::json!({"ml.m5.large": 0}));
+    let out = validate_live(&world, &with_fallback, true);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let failed: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["ok"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["pipeline"], "fraud-efs");
+    assert_eq!(failed[0]["check"], "an instance type can run");
+    assert!(failed[0]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("'ml.m5.large for training job usage' is 0 instances")));
 }
 
 /// The config back as JSON (YAML's superset), for the CLI to read.

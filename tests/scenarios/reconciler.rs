@@ -35,9 +35,17 @@ fn running_jobs(world: &World) -> Vec<String> {
         .cloned()
         .unwrap_or_default()
         .iter()
-        .filter(|j| j["status"] == "InProgress")
+        // Jobs of retrain's sweeps only, not the other team's that fills a quota.
+        .filter(|j| j["status"] == "InProgress" && j["tags"]["retrain:sweep"].is_string())
         .filter_map(|j| j["name"].as_str().map(str::to_owned))
         .collect()
+}
+
+/// The quota of ml.m5.xlarge admits one job and another team's job holds it:
+/// preflight sees room for one job, and every create is refused.
+fn fill_quota(world: &World) {
+    world.emulator.post("sagemaker/quotas", json!({"ml.m5.xlarge": 1}));
+    world.occupy("other-team-m5", "ml.m5.xlarge", 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,7 +226,7 @@ async fn the_sweep_completes_from_its_records_while_list_training_jobs_lags() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quota_refusal_runs_one_backoff_chain_is_announced_once_and_ends() {
     let mut world = World::start().await;
-    world.emulator.post("sagemaker/quotas", json!({"ml.m5.xlarge": 0}));
+    fill_quota(&world);
     let request = json!({"kind": "start-sweep", "pipeline": "churn", "request_id": "quota"});
     world.deliver(Target::StartSweep, request.clone()).await;
     world.deliver(Target::StartSweep, request).await; // a duplicate trigger defers again
@@ -259,7 +267,7 @@ async fn a_quota_refusal_runs_one_backoff_chain_is_announced_once_and_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_launch_refused_past_max_queue_seconds_blocks_the_sweep() {
     let mut world = World::start().await;
-    world.emulator.post("sagemaker/quotas", json!({"ml.m5.xlarge": 0}));
+    fill_quota(&world);
     let request = json!({"kind": "start-sweep", "pipeline": "churn", "request_id": "queue"});
     world.deliver(Target::StartSweep, request.clone()).await;
     let sweep_id = world.published("SweepStarted")[0]["sweep_id"]

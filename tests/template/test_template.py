@@ -230,6 +230,31 @@ def test_pass_role_only_for_the_training_role_and_only_to_sagemaker(tpl):
     assert sorted(found) == ["OnTrainingFunction", "ReconcileFunction", "StartSweepFunction"]
 
 
+def test_capacity_preflight_reads_quotas_and_training_plans_only(tpl):
+    sub = lambda text: json.dumps({"Fn::Sub": text}, sort_keys=True)  # noqa: E731
+    expected = {
+        ("Allow", "servicequotas:ListServiceQuotas", json.dumps("*"), "null"),
+        (
+            "Allow",
+            "servicequotas:GetServiceQuota",
+            sub("arn:${AWS::Partition}:servicequotas:${AWS::Region}:${AWS::AccountId}:sagemaker/*"),
+            "null",
+        ),
+        (
+            "Allow",
+            "sagemaker:DescribeTrainingPlan",
+            sub("arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:training-plan/*"),
+            "null",
+        ),
+    }
+    for function in ["StartSweepFunction", "OnTrainingFunction", "ReconcileFunction"]:
+        rows = grants(tpl, function)
+        capacity = {r for r in rows if r[1].startswith("servicequotas:") or r[1] == "sagemaker:DescribeTrainingPlan"}
+        assert capacity == expected, function
+    for function in ["OnUploadFunction", "OnImportFunction"]:
+        assert not any(r[1].startswith("servicequotas:") for r in grants(tpl, function)), function
+
+
 def test_paired_functions_have_identical_permissions(tpl):
     # on-upload and on-import run the same import logic; start-sweep and on-training the same sweep logic.
     assert props(tpl, "OnUploadFunction")["Policies"] == props(tpl, "OnImportFunction")["Policies"]

@@ -1,9 +1,11 @@
 //! Everything a handler needs, built once per cold start.
 
-use crate::adapters::{bus::Bus, fsx::Fsx, network::Network, sagemaker::SageMaker, store::Store, timers::Timers, Clients};
+use crate::adapters::{
+    bus::Bus, capacity::Capacity, fsx::Fsx, network::Network, sagemaker::SageMaker, store::Store, timers::Timers, Clients,
+};
 use crate::error::Error;
 use crate::settings::Settings;
-use retrain_core::config::{FileSystemKind, Pipeline};
+use retrain_core::config::{FileSystemKind, Instances, Pipeline};
 use retrain_core::events::DomainEvent;
 use retrain_core::preflight::{self, Finding};
 use retrain_core::sweep::{manifest_key, SweepManifest};
@@ -21,14 +23,34 @@ pub struct Deps {
     pub bus: Bus,
     pub timers: Timers,
     pub network: Network,
+    pub capacity: Capacity,
     pub metrics: MetricSink,
     /// Preflight results that passed, per pipeline, during this cold start.
-    preflight_passed: Mutex<HashMap<String, Vec<Finding>>>,
+    preflight_passed: Mutex<HashMap<String, Preflight>>,
     /// Lustre mount names looked up during this cold start.
     mount_names: Mutex<HashMap<String, String>>,
     /// Sweep manifests read during this cold start: a manifest is written
     /// once and never changed, so a warm function reads it once per sweep.
     manifests: Mutex<HashMap<String, Arc<SweepManifest>>>,
+}
+
+/// What preflight found for a pipeline, and the instance types its sweep may use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preflight {
+    pub findings: Vec<Finding>,
+    pub instances: Vec<Instances>,
+}
+
+impl Preflight {
+    /// One line per failed check: what blocks the sweep.
+    pub fn problems(&self) -> Vec<String> {
+        self.findings.iter().filter(|f| !f.ok).map(Finding::problem).collect()
+    }
+
+    /// One line per warning (an instance type skipped, a quota unread).
+    pub fn warnings(&self) -> Vec<String> {
+        self.findings.iter().filter(|f| f.ok && f.warning).map(Finding::problem).collect()
+    }
 }
 
 /// Manifests kept per cold start; more sweeps than this at once just read again.
@@ -88,6 +110,7 @@ impl Deps {
         Deps {
             store: Store::new(clients.s3, settings.artifacts_bucket.clone()),
             network: Network::new(clients.fsx.clone(), clients.efs, clients.ec2),
+            capacity: Capacity::new(clients.servicequotas, clients.sagemaker.clone()),
             preflight_passed: Mutex::new(HashMap::new()),
             metrics: MetricSink::Stdout,
             fsx: Fsx::new(clients.fsx),
@@ -131,19 +154,27 @@ impl Deps {
         Ok(Some(manifest))
     }
 
-    /// Preflight findings of a pipeline. Passing results are kept for the
-    /// cold start, so a sweep does not describe the VPC for every launch;
-    /// failing ones are described afresh, so a fix is seen at once.
-    pub async fn preflight(&self, pipeline: &Pipeline) -> Result<Vec<Finding>, Error> {
+    /// Preflight of a pipeline: its network and file system, then which of
+    /// its instance types the account's quotas and training plan can run.
+    /// Passing results are kept for the cold start, so a sweep does not
+    /// describe the VPC for every launch; failing ones are described afresh,
+    /// so a fix is seen at once.
+    pub async fn preflight(&self, pipeline: &Pipeline) -> Result<Preflight, Error> {
         if let Some(found) = self.preflight_passed.lock().await.get(&pipeline.name) {
             return Ok(found.clone());
         }
         let facts = self.network.facts(pipeline).await?;
-        let findings = preflight::check(pipeline, &facts);
-        if findings.iter().all(|f| f.ok) {
-            self.preflight_passed.lock().await.insert(pipeline.name.clone(), findings.clone());
+        let mut findings = preflight::check(pipeline, &facts);
+        let capacity = preflight::capacity::check(pipeline, &self.capacity.facts(pipeline).await?);
+        findings.extend(capacity.findings);
+        let result = Preflight {
+            findings,
+            instances: capacity.instances,
+        };
+        if result.problems().is_empty() {
+            self.preflight_passed.lock().await.insert(pipeline.name.clone(), result.clone());
         }
-        Ok(findings)
+        Ok(result)
     }
 
     /// The Lustre mount name of a pipeline's file system: from the config, else FSx (cached).

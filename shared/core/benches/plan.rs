@@ -153,6 +153,7 @@ fn completed_jobs(m: &SweepManifest, done: usize) -> Vec<JobObservation> {
             timing: None,
             failure_class: None,
             instance_type: None,
+            capacity_failures: 0,
         })
         .collect()
 }

@@ -198,6 +198,46 @@ pub struct InstanceHours {
     pub skipped_for_budget: usize,
 }
 
+/// What managed spot training saved over a sweep's spot jobs (every attempt), as SageMaker counts it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SpotSavings {
+    /// Spot jobs that reported both times.
+    pub jobs: usize,
+    /// Σ `TrainingTimeInSeconds`.
+    pub training_seconds: i64,
+    /// Σ `BillableTimeInSeconds`.
+    pub billable_seconds: i64,
+    /// (1 − billable / training) × 100 over those jobs; each job's own is in `results`.
+    pub savings_percent: f64,
+}
+
+/// The spot savings of a finished sweep's jobs; `None` when none ran on spot.
+pub fn spot_savings(jobs: &[JobObservation]) -> Option<SpotSavings> {
+    let spot: Vec<(i64, i64)> = jobs
+        .iter()
+        .filter_map(|j| {
+            let t = j.timing.as_ref()?;
+            t.spot_savings_percent?;
+            Some((t.training_time_seconds?, t.billable_seconds?))
+        })
+        .collect();
+    if spot.is_empty() {
+        return None;
+    }
+    let training: i64 = spot.iter().map(|(t, _)| t).sum();
+    let billable: i64 = spot.iter().map(|(_, b)| b).sum();
+    Some(SpotSavings {
+        jobs: spot.len(),
+        training_seconds: training,
+        billable_seconds: billable,
+        savings_percent: if training > 0 {
+            (100.0 * (1.0 - billable as f64 / training as f64)).clamp(0.0, 100.0)
+        } else {
+            0.0
+        },
+    })
+}
+
 /// What a finished sweep's jobs (every attempt) used.
 pub fn used(manifest: &SweepManifest, jobs: &[JobObservation]) -> InstanceHours {
     let count = u64::from(manifest.pipeline.training.max_instance_count().max(1));

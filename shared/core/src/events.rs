@@ -56,9 +56,14 @@ pub struct SweepStarted {
     /// `sweep.max_instance_hours`, when set: launches that would exceed it are skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_instance_hours: Option<f64>,
-    /// The instance types a variant tries, in order (`training.instance_type`, then `training.instance_types`).
+    /// The instance types a variant tries, in order (`training.instance_type`, then
+    /// `training.instance_types`), without those preflight skipped.
     #[serde(default)]
     pub instance_types: Vec<String>,
+    /// What preflight warned about: instance types skipped for a quota or the
+    /// training plan, quotas that could not be read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl SweepStarted {
@@ -78,6 +83,7 @@ impl SweepStarted {
             data_version: manifest.data_version(),
             worst_case_instance_hours: crate::budget::sweep_worst_case_hours(pipeline, manifest.variants.len()),
             max_instance_hours: pipeline.sweep.max_instance_hours,
+            warnings: manifest.warnings.clone(),
         }
     }
 }
@@ -138,6 +144,9 @@ pub struct SweepCompleted {
     pub data_version: DataVersion,
     /// What the sweep's jobs used, every attempt, and what the cap skipped.
     pub instance_hours: InstanceHours,
+    /// What managed spot saved, over every spot attempt (each job's own savings are in `results`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spot_savings: Option<crate::budget::SpotSavings>,
 }
 
 /// `ModelRegistered`: the sweep's best model is a package in the SageMaker
@@ -436,6 +445,7 @@ mod tests {
                 max_instance_hours: Some(10.0),
                 skipped_for_budget: 1_000,
             },
+            spot_savings: None,
         });
         let entry = event.entry("retrain", &event_id("sweeps/churn/5d41402abc", "SweepCompleted"));
         // EventBridge counts Source, DetailType, Detail and Resources (UTF-8 bytes).

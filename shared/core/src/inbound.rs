@@ -53,6 +53,12 @@ pub struct JobStateChange {
     /// `ResourceConfig.InstanceType`: the type the job ran on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_type: Option<String>,
+    /// `TrainingTimeInSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_time_seconds: Option<i64>,
+    /// `EnableManagedSpotTraining`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub managed_spot: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -480,6 +486,8 @@ fn job_state_change(detail: &Value) -> Result<JobStateChange, String> {
         metrics,
         transitions,
         billable_seconds: detail.get("BillableTimeInSeconds").and_then(Value::as_i64),
+        training_time_seconds: detail.get("TrainingTimeInSeconds").and_then(Value::as_i64),
+        managed_spot: detail.get("EnableManagedSpotTraining").and_then(Value::as_bool).unwrap_or(false),
         instance_type: detail
             .get("ResourceConfig")
             .and_then(|r| r.get("InstanceType"))

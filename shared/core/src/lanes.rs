@@ -36,6 +36,15 @@ pub struct JobObservation {
     /// `ResourceConfig.InstanceType`, once known (the end record's key carries its position in the manifest's list).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_type: Option<String>,
+    /// Capacity failures of the variant up to and including this attempt,
+    /// counted where they decide something: for spot that falls back to
+    /// on-demand (the end record's key carries it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub capacity_failures: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl JobObservation {
@@ -91,6 +100,10 @@ pub struct Launch {
     /// Position in the manifest's instance types of the type to try first.
     #[serde(default)]
     pub choice: usize,
+    /// Run on-demand although the pipeline uses spot: the variant has had
+    /// `spot.fallback_to_on_demand_after` capacity failures.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_demand: bool,
 }
 
 /// What a lane does once one of its jobs has ended.
@@ -126,6 +139,7 @@ pub fn after(manifest: &SweepManifest, job: &JobObservation) -> Option<LaneStep>
                 retry_of: Some(retry_of(manifest, job, why, choice)),
                 after: Some(job.training_job_name.clone()),
                 choice,
+                on_demand: manifest.on_demand_after(job.capacity_failures),
             }));
         }
     }
@@ -139,6 +153,7 @@ pub fn after(manifest: &SweepManifest, job: &JobObservation) -> Option<LaneStep>
             retry_of: None,
             after: Some(job.training_job_name.clone()),
             choice: lane_choice(manifest, Some(job)),
+            on_demand: false,
         }),
         None => LaneStep::Done { lane },
     })
@@ -236,6 +251,7 @@ pub fn decide(manifest: &SweepManifest, jobs: &[JobObservation]) -> Decision {
                     retry_of: None,
                     after: previous.map(|p| p.training_job_name.clone()),
                     choice: lane_choice(manifest, previous),
+                    on_demand: false,
                 });
                 all_done = false;
                 break;
@@ -258,6 +274,7 @@ pub fn decide(manifest: &SweepManifest, jobs: &[JobObservation]) -> Decision {
                             retry_of: Some(retry_of(manifest, job, why, choice)),
                             after: Some(job.training_job_name.clone()),
                             choice,
+                            on_demand: manifest.on_demand_after(job.capacity_failures),
                         });
                         all_done = false;
                         break;

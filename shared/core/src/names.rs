@@ -76,6 +76,36 @@ pub fn is_role_arn(arn: &str) -> bool {
         && parts[5].strip_prefix("role/").is_some_and(|n| !n.is_empty() && n.len() <= 512)
 }
 
+/// A training plan's ARN, split: `arn:<partition>:sagemaker:<region>:<account>:training-plan/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrainingPlanArn<'a> {
+    pub region: &'a str,
+    pub account: &'a str,
+    pub name: &'a str,
+}
+
+/// The parts of a training plan ARN; `None` if it is not one. The name
+/// follows `CreateTrainingPlan`'s pattern: 1-64 alphanumerics and inner hyphens.
+pub fn training_plan_arn(arn: &str) -> Option<TrainingPlanArn<'_>> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [prefix, partition, service, region, account, resource] = parts.as_slice() else {
+        return None;
+    };
+    let name = resource.strip_prefix("training-plan/")?;
+    let name_ok = (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    let ok = *prefix == "arn"
+        && partition.starts_with("aws")
+        && *service == "sagemaker"
+        && !region.is_empty()
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && name_ok;
+    ok.then_some(TrainingPlanArn { region, account, name })
+}
+
 /// `ml.<family>.<size>`, e.g. `ml.m5.xlarge`.
 pub fn is_instance_type(t: &str) -> bool {
     let parts: Vec<&str> = t.split('.').collect();
@@ -123,6 +153,30 @@ pub fn import_token(file_system_id: &str, entries: &[String], attempt: u32) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn training_plan_arns_are_split_into_region_account_and_name() {
+        let arn = "arn:aws:sagemaker:us-west-2:123456789012:training-plan/p5-reserved-1";
+        assert_eq!(
+            training_plan_arn(arn),
+            Some(TrainingPlanArn {
+                region: "us-west-2",
+                account: "123456789012",
+                name: "p5-reserved-1"
+            })
+        );
+        for bad in [
+            "arn:aws:sagemaker:us-west-2:123456789012:training-job/p5",
+            "arn:aws:sagemaker:us-west-2:1234:training-plan/p5",
+            "arn:aws:iam::123456789012:training-plan/p5",
+            "arn:aws:sagemaker:us-west-2:123456789012:training-plan/-p5",
+            "arn:aws:sagemaker:us-west-2:123456789012:training-plan/p_5",
+            "arn:aws:sagemaker::123456789012:training-plan/p5",
+            "p5",
+        ] {
+            assert_eq!(training_plan_arn(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn job_names_follow_sagemaker_pattern() {

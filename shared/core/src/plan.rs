@@ -207,7 +207,7 @@ fn start_sweep(out: &mut Plan, p: &Pipeline, trigger: SweepTrigger, only: Option
                 continue;
             }
         }
-        match manifest.training_job(launch.position, launch.attempt, launch.choice) {
+        match manifest.launch_request(&launch) {
             Ok(mut job) => {
                 if let Some(s) = suggested.iter().find(|s| s.variant_id == launch.variant_id) {
                     job.hyper_parameters.extend(crate::search::hyperparameters(&s.point));
@@ -319,6 +319,7 @@ fn plan_job_change(out: &mut Plan, config: &Config, change: &JobStateChange, ctx
             timing: None,
             failure_class: None,
             instance_type: None,
+            capacity_failures: 0,
         })
         .collect();
     jobs.push(JobObservation {
@@ -332,6 +333,7 @@ fn plan_job_change(out: &mut Plan, config: &Config, change: &JobStateChange, ctx
         timing: None,
         failure_class: None,
         instance_type: change.instance_type.clone(),
+        capacity_failures: 0,
     });
     let decision = decide(&manifest, &jobs);
     let next: Vec<_> = decision.launches.into_iter().filter(|l| l.lane == lane).collect();
@@ -342,7 +344,7 @@ fn plan_job_change(out: &mut Plan, config: &Config, change: &JobStateChange, ctx
         ));
     }
     for launch in next {
-        match manifest.training_job(launch.position, launch.attempt, launch.choice) {
+        match manifest.launch_request(&launch) {
             Ok(job) => out.actions.push(Action::CreateTrainingJob(Box::new(job))),
             Err(e) => out.skipped.push(skip(label.clone(), e.to_string())),
         }

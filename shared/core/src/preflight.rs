@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+pub mod capacity;
+
 /// TCP ports FSx for Lustre clients use: 988, and 1018-1023.
 pub const LUSTRE_PORTS: &[(u16, u16)] = &[(988, 988), (1018, 1023)];
 /// NFS, for EFS.
@@ -132,8 +134,12 @@ pub struct Finding {
     pub ok: bool,
     /// What was found (for a failure: what is wrong).
     pub message: String,
-    /// Empty when the check passed.
+    /// Empty when the check passed without a warning.
     pub fix: String,
+    /// Passed, but something will not be used (an instance type skipped) or
+    /// could not be checked (a quota read that was denied).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warning: bool,
 }
 
 impl Finding {
@@ -157,6 +163,20 @@ impl Report<'_> {
             ok,
             message,
             fix: if ok { String::new() } else { fix.into() },
+            warning: false,
+        });
+    }
+
+    /// A check that passed with a warning: the fix says how to stop it.
+    fn warn(&mut self, check: &str, resource: &str, message: String, fix: impl Into<String>) {
+        self.findings.push(Finding {
+            pipeline: self.pipeline.to_owned(),
+            check: check.to_owned(),
+            resource: resource.to_owned(),
+            ok: true,
+            message,
+            fix: fix.into(),
+            warning: true,
         });
     }
 }

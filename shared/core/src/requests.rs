@@ -110,6 +110,8 @@ pub struct ResourceConfig {
     pub volume_size_in_gb: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_alive_period_in_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_plan_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -161,6 +161,7 @@ mod tests {
             billable_seconds: None,
             warm_pool_reused: reused,
             warm_pool_billable_seconds: None,
+            ..JobTiming::default()
         }
     }
 
@@ -176,6 +177,7 @@ mod tests {
             timing,
             failure_class: None,
             instance_type: None,
+            capacity_failures: 0,
         }
     }
 

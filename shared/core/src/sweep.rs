@@ -48,6 +48,9 @@ pub struct SweepManifest {
     /// written (empty in manifests written before fallback types: the pipeline's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<Instances>,
+    /// Preflight's warnings when the sweep started (types it skipped, quotas it could not read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Every variant of the pipeline's sweep: each grid point (keys in
@@ -140,6 +143,7 @@ impl SweepManifest {
             variants,
             data_version: None,
             instances: pipeline.training.instances(),
+            warnings: Vec::new(),
         })
     }
 
@@ -159,10 +163,33 @@ impl SweepManifest {
         }
     }
 
-    /// Attempts a variant may make: one per fallback type, plus `sweep.max_retries`.
+    /// Attempts a variant may make: one per fallback type, plus
+    /// `sweep.max_retries`, plus the spot attempts before the fallback to
+    /// on-demand (so the on-demand attempt is never cut off).
     pub fn max_attempts(&self) -> u32 {
         let fallbacks = self.instances().len().saturating_sub(1) as u32;
-        self.pipeline.sweep.max_retries + 1 + fallbacks
+        self.pipeline.sweep.max_retries + 1 + fallbacks + self.spot_fallback_after().unwrap_or(0)
+    }
+
+    /// `spot.fallback_to_on_demand_after`, when the pipeline uses spot.
+    pub fn spot_fallback_after(&self) -> Option<u32> {
+        self.pipeline.training.spot.as_ref().and_then(|s| s.fallback_to_on_demand_after)
+    }
+
+    /// Whether a variant's next attempt runs on-demand after `capacity_failures`.
+    pub fn on_demand_after(&self, capacity_failures: u32) -> bool {
+        self.spot_fallback_after().is_some_and(|n| capacity_failures >= n)
+    }
+
+    /// The `CreateTrainingJob` input of a launch: [`Self::training_job`] on
+    /// the launch's type, on-demand when the launch says so.
+    pub fn launch_request(&self, launch: &crate::lanes::Launch) -> Result<CreateTrainingJob, MissingMountName> {
+        let mut request = self.training_job(launch.position, launch.attempt, launch.choice)?;
+        if launch.on_demand {
+            request.enable_managed_spot_training = false;
+            request.stopping_condition.max_wait_time_in_seconds = None;
+        }
+        Ok(request)
     }
 
     /// Position of an instance type in [`Self::instances`], if it is one of them.
@@ -308,6 +335,7 @@ impl SweepManifest {
             instance_count: i.instance_count,
             volume_size_in_gb: i.volume_size_gb,
             keep_alive_period_in_seconds: self.pipeline.training.keep_alive_seconds,
+            training_plan_arn: i.training_plan_arn.clone(),
         }
     }
 }

@@ -116,8 +116,9 @@ pub fn whole_jobs<'a>(manifest: &SweepManifest, keys: &'a [String], truncated: b
     let used = &keys[..cut];
     (used, used.last().cloned())
 }
-/// The end of a job: `.../jobs/<name>/ended-<Status>-<retry|capacity|final>[-t<n>]`,
-/// `n` the position of its instance type in the manifest's list, when known.
+/// The end of a job: `.../jobs/<name>/ended-<Status>-<retry|capacity|final>[-t<n>][-c<k>]`,
+/// `n` the position of its instance type in the manifest's list, when known,
+/// `k` the variant's capacity failures so far, when counted and not zero.
 pub fn ended_key(manifest: &SweepManifest, job: &JobObservation) -> String {
     let class = match end_class(job) {
         FailureClass::Transient => "retry",
@@ -128,8 +129,12 @@ pub fn ended_key(manifest: &SweepManifest, job: &JobObservation) -> String {
         Some(n) => format!("-t{n}"),
         None => String::new(),
     };
+    let failures = match job.capacity_failures {
+        0 => String::new(),
+        k => format!("-c{k}"),
+    };
     format!(
-        "{}{}/ended-{}-{class}{instance}",
+        "{}{}/ended-{}-{class}{instance}{failures}",
         jobs_prefix(manifest),
         job.training_job_name,
         job.status.as_str()
@@ -167,7 +172,7 @@ pub fn end_class(job: &JobObservation) -> FailureClass {
 #[derive(Debug, Clone, PartialEq)]
 enum Fact {
     Launched,
-    Ended(JobStatus, FailureClass, Option<usize>),
+    Ended(JobStatus, FailureClass, Option<usize>, u32),
 }
 
 fn parse_fact(rest: &str) -> Option<(&str, Fact)> {
@@ -176,22 +181,23 @@ fn parse_fact(rest: &str) -> Option<(&str, Fact)> {
         return Some((name, Fact::Launched));
     }
     let mut parts = what.strip_prefix("ended-")?.split('-');
-    let (status, class, instance) = (parts.next()?, parts.next()?, parts.next());
-    if parts.next().is_some() {
-        return None;
-    }
+    let (status, class) = (parts.next()?, parts.next()?);
     let status = JobStatus::parse_recorded(status).filter(|s| s.is_terminal())?;
-    let choice = match instance {
-        Some(t) => Some(t.strip_prefix('t')?.parse().ok()?),
-        None => None,
-    };
     let class = match class {
         "retry" => FailureClass::Transient,
         "capacity" => FailureClass::Capacity,
         "final" => FailureClass::Permanent,
         _ => return None,
     };
-    Some((name, Fact::Ended(status, class, choice)))
+    let (mut choice, mut failures) = (None, 0);
+    for (i, part) in parts.enumerate() {
+        match (i, part.split_at_checked(1)?) {
+            (0, ("t", n)) => choice = Some(n.parse().ok()?),
+            (0 | 1, ("c", k)) if failures == 0 => failures = k.parse().ok().filter(|k| *k > 0)?,
+            _ => return None,
+        }
+    }
+    Some((name, Fact::Ended(status, class, choice, failures)))
 }
 
 /// The sweep's jobs as its records show them: a launched job without an end
@@ -221,10 +227,12 @@ pub fn observations(manifest: &SweepManifest, keys: &[String]) -> Vec<JobObserva
                 timing: None,
                 failure_class: None,
                 instance_type: None,
+                capacity_failures: 0,
             }
         });
-        if let Fact::Ended(status, class, choice) = fact {
+        if let Fact::Ended(status, class, choice, failures) = fact {
             job.status = status;
+            job.capacity_failures = failures;
             job.failure_class = (status != JobStatus::Completed).then_some(class);
             job.instance_type = choice.and_then(|c| instances.get(c)).map(|i| i.instance_type.clone());
         }

@@ -34,9 +34,29 @@ pub struct JobTiming {
     /// `WarmPoolStatus.ResourceRetainedBillableTimeInSeconds`, when SageMaker reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm_pool_billable_seconds: Option<i64>,
+    /// `TrainingTimeInSeconds`, for a managed spot job: longer than what it billed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_time_seconds: Option<i64>,
+    /// A managed spot job's savings as SageMaker computes them:
+    /// (1 − `BillableTimeInSeconds` / `TrainingTimeInSeconds`) × 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spot_savings_percent: Option<f64>,
 }
 
 impl JobTiming {
+    /// Records a managed spot job's training time and its savings (nothing for on-demand jobs).
+    pub fn with_spot(mut self, managed_spot: bool, training_time_seconds: Option<i64>) -> JobTiming {
+        if !managed_spot {
+            return self;
+        }
+        self.training_time_seconds = training_time_seconds;
+        self.spot_savings_percent = match (self.billable_seconds, training_time_seconds) {
+            (Some(billable), Some(training)) if training > 0 => Some((100.0 * (1.0 - billable as f64 / training as f64)).clamp(0.0, 100.0)),
+            _ => None,
+        };
+        self
+    }
+
     /// Time before training began: what training from a file system (and a warm pool) saves.
     pub fn before_training(&self) -> f64 {
         self.startup_seconds + self.download_seconds
@@ -207,6 +227,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_spot_jobs_savings_are_sagemakers_one_minus_billable_over_training_time() {
+        let billed = |b| JobTiming {
+            billable_seconds: b,
+            ..JobTiming::default()
+        };
+        let spot = billed(Some(300)).with_spot(true, Some(1000));
+        assert_eq!(spot.training_time_seconds, Some(1000));
+        assert_eq!(spot.spot_savings_percent, Some(70.0));
+        let on_demand = billed(Some(300)).with_spot(false, Some(1000));
+        assert_eq!((on_demand.training_time_seconds, on_demand.spot_savings_percent), (None, None));
+        assert_eq!(billed(None).with_spot(true, Some(1000)).spot_savings_percent, None);
+        assert_eq!(billed(Some(10)).with_spot(true, Some(0)).spot_savings_percent, None);
+    }
+
+    #[test]
     fn every_event_but_the_stalls_has_its_count() {
         for t in crate::events::DETAIL_TYPES {
             let counted = EVENT_METRICS.iter().any(|(d, _)| *d == t);
@@ -291,6 +326,7 @@ mod tests {
             billable_seconds: None,
             warm_pool_reused: true,
             warm_pool_billable_seconds: None,
+            ..JobTiming::default()
         };
         let record = emf("churn", "FSxLustre", "churn-x-v0-a1", &t, 1_795_618_800_000);
         let directive = &record["_aws"]["CloudWatchMetrics"][0];

@@ -6,7 +6,9 @@ before it. No AWS API uses that prefix (S3 bucket names cannot start with
 an underscore).
 """
 
+import datetime
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -20,8 +22,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import events, fsx, s3, sagemaker, sqs
-from .common import CLOCK, Conflict, NotFound, reset_settings
+from . import events, fsx, s3, sagemaker, servicequotas, sqs
+from .common import CLOCK, Conflict, NotFound, iso8601, reset_settings
 from .fsx import CONTROL_LIFECYCLES
 from .sagemaker import PHASES
 
@@ -45,6 +47,8 @@ ROUTES = Map(
         Rule("/_retrain/sagemaker/list-lag", methods=["POST"], endpoint="set_list_lag"),
         Rule("/_retrain/sagemaker/quotas", methods=["POST"], endpoint="set_quotas"),
         Rule("/_retrain/sagemaker/capacity", methods=["POST"], endpoint="set_capacity"),
+        Rule("/_retrain/sagemaker/training-plans", methods=["POST"], endpoint="put_training_plan"),
+        Rule("/_retrain/servicequotas/errors", methods=["POST"], endpoint="arm_service_quotas_error"),
         Rule("/_retrain/events", methods=["GET"], endpoint="list_events"),
         Rule("/_retrain/events/failures", methods=["POST"], endpoint="arm_event_failures"),
         Rule("/_retrain/s3/conflicts", methods=["POST"], endpoint="arm_s3_conflicts"),
@@ -87,6 +91,10 @@ def body(request: Request) -> dict[str, Any]:
 
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_whole(value: Any, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 def count_of(payload: dict[str, Any]) -> int:
@@ -176,6 +184,8 @@ def job_row(job: Any) -> dict[str, Any]:
         "tags": job.tag_map,
         "instance_type": job.instance_type,
         "instance_count": job.instance_count,
+        "managed_spot": bool(job.request.get("EnableManagedSpotTraining")),
+        "training_plan_arn": (job.request.get("ResourceConfig") or {}).get("TrainingPlanArn"),
         "creation_order": job.creation_order,
         "creation_time": job.creation_time.isoformat(),
         "failure_reason": job.failure_reason,
@@ -203,11 +213,15 @@ def complete_job(request: Request, name: str) -> Any:
     metrics = payload.get("metrics") or {}
     if not all(isinstance(value, (int, float)) for value in metrics.values()):
         raise ControlError(400, "metrics must map metric names to numbers")
-    billable = payload.get("billable_seconds")
-    if billable is not None and (not isinstance(billable, int) or isinstance(billable, bool) or billable < 1):
-        raise ControlError(400, "billable_seconds must be a whole number of seconds, at least 1")
+    billable, training = payload.get("billable_seconds"), payload.get("training_seconds")
+    for key, seconds in (("billable_seconds", billable), ("training_seconds", training)):
+        if seconds is not None and not is_whole(seconds, 1):
+            raise ControlError(400, f"{key} must be a whole number of seconds, at least 1")
+    if billable is not None and training is not None and billable > training:
+        # A job is billed for at most the time it trained.
+        raise ControlError(400, "billable_seconds must not exceed training_seconds")
     job = sagemaker_for_job(name).complete_training_job(
-        name, metrics, bool(payload.get("warm_pool_reused")), billable
+        name, metrics, bool(payload.get("warm_pool_reused")), billable, training
     )
     return job.state_change_event()
 
@@ -236,11 +250,21 @@ def set_list_lag(request: Request) -> Any:
     return {"seconds": sagemaker.set_list_lag(seconds)}
 
 
+QUOTA_KEYS = (
+    "an instance type (ml.m5.xlarge, for its on-demand quota), '<type> for training job usage', "
+    f"'<type> for spot training job usage' or '{sagemaker.TOTAL_INSTANCES_QUOTA}'"
+)
+
+
 def set_quotas(request: Request) -> Any:
-    changes = body(request)
-    for instance_type, quota in changes.items():
-        if quota is not None and (not isinstance(quota, int) or isinstance(quota, bool) or quota < 0):
-            raise ControlError(400, f"the quota of {instance_type} must be a non-negative integer or null")
+    changes: dict[str, int | None] = {}
+    for key, quota in body(request).items():
+        name = sagemaker.quota_name(key)
+        if name is None:
+            raise ControlError(400, f"unknown quota {key!r}: a key must be {QUOTA_KEYS}")
+        if quota is not None and not is_whole(quota, 0):
+            raise ControlError(400, f"the quota of {key} must be a non-negative integer or null")
+        changes[name] = quota
     return {"quotas": sagemaker.set_quotas(changes)}
 
 
@@ -252,6 +276,104 @@ def set_capacity(request: Request) -> Any:
                 400, f"the market of {instance_type} must be one of {', '.join(sagemaker.CAPACITY_MARKETS)} or null"
             )
     return {"no_capacity": sagemaker.set_capacity(changes)}
+
+
+PLAN_FIELDS = frozenset(
+    {
+        "name",
+        "status",
+        "status_message",
+        "instance_type",
+        "instance_count",
+        "target_resources",
+        "region",
+        "availability_zone",
+        "duration_hours",
+    }
+)
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
+
+
+def one_of(payload: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
+    value = payload.get(key)
+    if value not in allowed:
+        raise ControlError(400, f"{key} must be one of {', '.join(allowed)}")
+    return str(value)
+
+
+def plan_target_resources(payload: dict[str, Any]) -> list[str]:
+    targets = payload.get("target_resources", ["training-job"])
+    allowed = sagemaker.PLAN_TARGET_RESOURCES
+    if (
+        not isinstance(targets, list)
+        or not targets
+        or not all(target in allowed for target in targets)
+        or len(set(targets)) < len(targets)
+    ):
+        raise ControlError(400, f"target_resources must be a non-empty list of distinct values of {', '.join(allowed)}")
+    return targets
+
+
+def plan_location(payload: dict[str, Any]) -> tuple[str, str]:
+    region = payload.get("region", "us-east-1")
+    if not isinstance(region, str) or not REGION.fullmatch(region):
+        raise ControlError(400, "region must be a region name such as us-east-1")
+    zone = payload.get("availability_zone", f"{region}a")
+    if not isinstance(zone, str) or not re.fullmatch(rf"{re.escape(region)}[a-z]", zone):
+        raise ControlError(400, f"availability_zone must be a zone of {region}, such as {region}a")
+    return region, zone
+
+
+def iso_times(value: Any) -> Any:
+    """A description with its timestamps as ISO 8601 strings, for JSON."""
+    if isinstance(value, datetime.datetime):
+        return iso8601(value)
+    if isinstance(value, dict):
+        return {key: iso_times(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [iso_times(item) for item in value]
+    return value
+
+
+def put_training_plan(request: Request) -> Any:
+    payload = body(request)
+    unknown = sorted(set(payload) - PLAN_FIELDS)
+    if unknown:
+        raise ControlError(400, f"unknown training plan fields: {', '.join(unknown)}")
+    name = payload.get("name")
+    if not isinstance(name, str) or not sagemaker.TRAINING_PLAN_NAME.fullmatch(name):
+        raise ControlError(
+            400, "name must be 1-64 letters, digits and hyphens, starting and ending with a letter or digit"
+        )
+    status = one_of(payload, "status", sagemaker.TRAINING_PLAN_STATUSES)
+    instance_type = one_of(payload, "instance_type", sagemaker.PLAN_INSTANCE_TYPES)
+    count = payload.get("instance_count")
+    if not is_whole(count, 1):
+        raise ControlError(400, "instance_count must be a whole number, at least 1")
+    hours = payload.get("duration_hours", 24)
+    if not is_whole(hours, 1) or hours > sagemaker.MAX_PLAN_HOURS:
+        raise ControlError(400, f"duration_hours must be a whole number from 1 to {sagemaker.MAX_PLAN_HOURS}")
+    region, zone = plan_location(payload)
+    plan = sagemaker.put_training_plan(
+        region,
+        name,
+        status,
+        instance_type,
+        count,
+        plan_target_resources(payload),
+        zone,
+        hours,
+        optional_string(payload, "status_message"),
+    )
+    return iso_times(plan.description)
+
+
+def arm_service_quotas_error(request: Request) -> Any:
+    payload = body(request)
+    # `error` must be there: an empty body clearing what was armed would hide a typo.
+    if "error" not in payload or payload["error"] not in (None, *servicequotas.ARMABLE_ERRORS):
+        raise ControlError(400, f"error must be one of {', '.join(servicequotas.ARMABLE_ERRORS)} or null")
+    return {"error": servicequotas.arm_error(payload["error"])}
 
 
 def arm_event_failures(request: Request) -> Any:
@@ -312,6 +434,8 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "set_list_lag": set_list_lag,
     "set_quotas": set_quotas,
     "set_capacity": set_capacity,
+    "put_training_plan": put_training_plan,
+    "arm_service_quotas_error": arm_service_quotas_error,
     "list_events": list_events,
     "arm_event_failures": arm_event_failures,
     "arm_s3_conflicts": arm_s3_conflicts,

@@ -8,8 +8,11 @@ keeps its request as sent and stays InProgress until StopTrainingJob or the
 control API ends it.
 
 The control API can also make the service stricter, as it is on AWS:
-per-instance-type quotas (ResourceLimitExceeded) and a ListTrainingJobs that
-lags behind DescribeTrainingJob (the list is eventually consistent).
+training quotas (ResourceLimitExceeded) and a ListTrainingJobs that lags
+behind DescribeTrainingJob (the list is eventually consistent). It sets up
+training plans too, which moto does not have: DescribeTrainingPlan answers
+them and CreateTrainingJob holds a job that names one to its reserved
+instances.
 
 Model packages: moto creates a second package for a repeated ClientToken and
 UpdateModelPackage clears CustomerMetadataProperties and ApprovalDescription
@@ -20,18 +23,27 @@ only what it names, as on AWS.
 
 import copy
 import datetime
+import hashlib
 import inspect
+import re
 import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import botocore.session
 import moto.sagemaker.urls
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import camelcase_to_underscores
-from moto.sagemaker.exceptions import AWSValidationException, ResourceInUseException, ValidationError
+from moto.sagemaker.exceptions import (
+    AWSValidationException,
+    ResourceInUseException,
+    ResourceNotFound,
+    ValidationError,
+)
 from moto.sagemaker.models import FakeTrainingJob, SageMakerModelBackend, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 
@@ -78,6 +90,23 @@ SORT_ORDERS = ("Ascending", "Descending")
 # The job attributes a ListTrainingJobs summary shows that change over a job's life.
 SUMMARY_STATE = ("training_job_status", "secondary_status", "last_modified_time", "training_end_time", "warm_pool")
 
+# The names of the Service Quotas quotas that CreateTrainingJob is held to.
+INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9-]+\.[a-z0-9]+")
+ON_DEMAND_QUOTA = re.compile(rf"{INSTANCE_TYPE.pattern} for training job usage")
+SPOT_QUOTA = re.compile(rf"{INSTANCE_TYPE.pattern} for spot training job usage")
+TOTAL_INSTANCES_QUOTA = "Number of instances across all training jobs"
+
+# Training plans, with the values the API model allows.
+TRAINING_PLAN_NAME = re.compile(_MODEL.shape_for("TrainingPlanName").metadata["pattern"])
+TRAINING_PLAN_STATUSES = tuple(_MODEL.shape_for("TrainingPlanStatus").enum)
+PLAN_INSTANCE_TYPES = tuple(_MODEL.shape_for("ReservedCapacityInstanceType").enum)
+PLAN_TARGET_RESOURCES = tuple(_MODEL.shape_for("SageMakerResourceName").enum)
+MAX_PLAN_HOURS = _MODEL.shape_for("TrainingPlanDurationHours").metadata["max"]
+# The statuses in which a plan takes training jobs (a Scheduled plan queues them).
+USABLE_PLAN_STATUSES = ("Active", "Scheduled")
+# Plans not yet started begin this long after they are set up.
+PLAN_LEAD_TIME = datetime.timedelta(days=1)
+
 
 class ServiceSettings:
     """Settings of the control API. They hold for every account and region
@@ -88,8 +117,10 @@ class ServiceSettings:
         on_reset(self.clear)
 
     def clear(self) -> None:
-        # Instances per instance type that InProgress jobs may use together.
+        # Quota name -> instances that the InProgress jobs it counts may use together.
         self.quotas: dict[str, int] = {}
+        # (region, name) -> training plan.
+        self.training_plans: dict[tuple[str, str], TrainingPlan] = {}
         # How far ListTrainingJobs lags behind the jobs' real state.
         self.list_lag = datetime.timedelta(0)
         # Instance type -> market ("on_demand", "spot" or "any") that has no capacity.
@@ -99,13 +130,32 @@ class ServiceSettings:
 SETTINGS = ServiceSettings()
 
 
+def on_demand_quota(instance_type: str) -> str:
+    return f"{instance_type} for training job usage"
+
+
+def spot_quota(instance_type: str) -> str:
+    return f"{instance_type} for spot training job usage"
+
+
+def quota_name(key: str) -> str | None:
+    """The quota a control-API key names (None if it names none): a quota's
+    full name, or a bare instance type for its on-demand quota (the API's
+    first form, still used by tests)."""
+    if INSTANCE_TYPE.fullmatch(key):
+        return on_demand_quota(key)
+    if ON_DEMAND_QUOTA.fullmatch(key) or SPOT_QUOTA.fullmatch(key) or key == TOTAL_INSTANCES_QUOTA:
+        return key
+    return None
+
+
 def set_quotas(changes: dict[str, int | None]) -> dict[str, int]:
-    """Sets (None: removes) per-instance-type quotas; the quotas now in force."""
-    for instance_type, quota in changes.items():
+    """Sets (None: removes) quotas by full name; the quotas now in force."""
+    for name, quota in changes.items():
         if quota is None:
-            SETTINGS.quotas.pop(instance_type, None)
+            SETTINGS.quotas.pop(name, None)
         else:
-            SETTINGS.quotas[instance_type] = quota
+            SETTINGS.quotas[name] = quota
     return dict(SETTINGS.quotas)
 
 
@@ -131,10 +181,10 @@ def set_list_lag(seconds: float) -> float:
     return seconds
 
 
-def resource_limit_exceeded(instance_type: str, quota: int, in_use: int, delta: int) -> AwsJsonError:
+def resource_limit_exceeded(name: str, quota: int, in_use: int, delta: int) -> AwsJsonError:
     return AwsJsonError(
         "ResourceLimitExceeded",
-        f"The account-level service limit '{instance_type} for training job usage' is {quota} Instances, "
+        f"The account-level service limit '{name}' is {quota} Instances, "
         f"with current utilization of {in_use} Instances and a request delta of {delta} Instances. "
         "Please use AWS Service Quotas to request an increase for this quota.",
     )
@@ -143,6 +193,171 @@ def resource_limit_exceeded(instance_type: str, quota: int, in_use: int, delta: 
 class TrainingJobNotFound(ValidationError, NotFound):
     def __init__(self, arn: str):
         super().__init__(f"Could not find training job '{arn}'.")
+
+
+def training_plan_arn(region: str, name: str) -> str:
+    # Plans hold for every account (like the other settings), so their ARN
+    # names moto's default one.
+    return f"arn:aws:sagemaker:{region}:{DEFAULT_ACCOUNT_ID}:training-plan/{name}"
+
+
+@dataclass
+class TrainingPlan:
+    """A training plan as the control API set it up: one reservation of
+    `instance_count` instances of `instance_type`."""
+
+    region: str
+    name: str
+    status: str
+    instance_type: str
+    instance_count: int
+    target_resources: list[str]
+    availability_zone: str
+    start_time: datetime.datetime
+    end_time: datetime.datetime
+    status_message: str | None = None
+
+    @property
+    def arn(self) -> str:
+        return training_plan_arn(self.region, self.name)
+
+    @property
+    def reserved_capacity_arn(self) -> str:
+        # Real ids are opaque; a stable one per plan will do.
+        suffix = hashlib.sha256(self.arn.encode()).hexdigest()[:12]
+        return f"arn:aws:sagemaker:{self.region}:{DEFAULT_ACCOUNT_ID}:reserved-capacity/{self.name}-{suffix}"
+
+    def jobs(self) -> list["EmulatedTrainingJob"]:
+        """The InProgress jobs that run on the plan's instances, in every
+        account's backend of its region."""
+        return [
+            job
+            for _, region, backend in sagemaker_backends.iter_backends()
+            if region == self.region
+            for job in list(backend.training_jobs.values())
+            if job.in_progress and job.training_plan_arn == self.arn
+        ]
+
+    @property
+    def in_use(self) -> int:
+        return sum(job.instance_count for job in self.jobs())
+
+    @property
+    def available(self) -> int:
+        return max(0, self.instance_count - self.in_use)
+
+    @property
+    def description(self) -> dict[str, Any]:
+        """DescribeTrainingPlan output."""
+        hours, minutes = divmod(round((self.end_time - self.start_time).total_seconds() / 60), 60)
+        duration = {
+            "DurationHours": hours,
+            "DurationMinutes": minutes,
+            "StartTime": self.start_time,
+            "EndTime": self.end_time,
+        }
+        in_use = self.in_use
+        described: dict[str, Any] = {
+            "TrainingPlanArn": self.arn,
+            "TrainingPlanName": self.name,
+            "Status": self.status,
+            **duration,
+            "UpfrontFee": "0",
+            "CurrencyCode": "USD",
+            "TotalInstanceCount": self.instance_count,
+            "AvailableInstanceCount": max(0, self.instance_count - in_use),
+            "InUseInstanceCount": in_use,
+            "TargetResources": list(self.target_resources),
+            "ReservedCapacitySummaries": [
+                {
+                    "ReservedCapacityArn": self.reserved_capacity_arn,
+                    "ReservedCapacityType": "Instance",
+                    "InstanceType": self.instance_type,
+                    "TotalInstanceCount": self.instance_count,
+                    "Status": self.status,
+                    "AvailabilityZone": self.availability_zone,
+                    **duration,
+                }
+            ],
+        }
+        if self.status_message is not None:
+            described["StatusMessage"] = self.status_message
+        return described
+
+
+def put_training_plan(
+    region: str,
+    name: str,
+    status: str,
+    instance_type: str,
+    instance_count: int,
+    target_resources: list[str],
+    availability_zone: str,
+    duration_hours: int,
+    status_message: str | None,
+) -> TrainingPlan:
+    """Creates or replaces the plan `name` of `region`. An Active plan runs
+    from now, an Expired one has just ended, the others start a day later."""
+    # Plans start and end on whole seconds.
+    now = utc_now().replace(microsecond=0)
+    duration = datetime.timedelta(hours=duration_hours)
+    start = {"Active": now, "Expired": now - duration}.get(status, now + PLAN_LEAD_TIME)
+    plan = TrainingPlan(
+        region,
+        name,
+        status,
+        instance_type,
+        instance_count,
+        list(target_resources),
+        availability_zone,
+        start,
+        start + duration,
+        status_message,
+    )
+    SETTINGS.training_plans[(region, name)] = plan
+    return plan
+
+
+class TrainingPlanNotFound(ResourceNotFound):
+    def __init__(self, name: str):
+        super().__init__(f"Training plan {name} does not exist.")
+
+
+def get_training_plan(region: str, name: str) -> TrainingPlan:
+    plan = SETTINGS.training_plans.get((region, name))
+    if plan is None:
+        raise TrainingPlanNotFound(name)
+    return plan
+
+
+def training_plan_of(job: "EmulatedTrainingJob") -> TrainingPlan | None:
+    """The plan the job names, if it can take the job (None for a job that
+    names none); else ValidationException."""
+    arn = job.training_plan_arn
+    if arn is None:
+        return None
+    plan = next((p for p in SETTINGS.training_plans.values() if p.region == job.region_name and p.arn == arn), None)
+    if plan is None:
+        raise ValidationError(f"Training plan {arn} does not exist in {job.region_name}.")
+    if plan.status not in USABLE_PLAN_STATUSES:
+        raise ValidationError(
+            f"Training plan {arn} is {plan.status}; a training job can use a plan that is Active or Scheduled."
+        )
+    if "training-job" not in plan.target_resources:
+        raise ValidationError(
+            f"Training plan {arn} does not target training jobs (TargetResources: {', '.join(plan.target_resources)})."
+        )
+    if job.instance_type != plan.instance_type:
+        raise ValidationError(f"Training plan {arn} reserves {plan.instance_type} instances, not {job.instance_type}.")
+    return plan
+
+
+def plan_capacity_exceeded(plan: TrainingPlan, available: int, delta: int) -> AwsJsonError:
+    return AwsJsonError(
+        "ResourceLimitExceeded",
+        f"Training plan {plan.arn} has {available} of its {plan.instance_count} {plan.instance_type} instances "
+        f"available, fewer than the request delta of {delta} Instances.",
+    )
 
 
 def phase_transitions(
@@ -197,6 +412,7 @@ class EmulatedTrainingJob(FakeTrainingJob):
         self.final_metric_data_list: list[dict[str, Any]] = []
         self.failure_reason: str | None = None
         self.billable_seconds: int | None = None
+        self.training_seconds: int | None = None
         self.warm_pool: dict[str, Any] | None = None
         # (moment, summary state) after every change, for the lagging ListTrainingJobs.
         self.history: list[tuple[datetime.datetime, dict[str, Any]]] = []
@@ -230,6 +446,22 @@ class EmulatedTrainingJob(FakeTrainingJob):
         return int((self.request.get("ResourceConfig") or {}).get("InstanceCount") or 0)
 
     @property
+    def spot(self) -> bool:
+        return bool(self.request.get("EnableManagedSpotTraining"))
+
+    @property
+    def training_plan_arn(self) -> str | None:
+        return (self.request.get("ResourceConfig") or {}).get("TrainingPlanArn")
+
+    @property
+    def market_quota(self) -> str | None:
+        """The per-instance-type quota of the job's market (None for a job
+        without an InstanceType, e.g. one of InstanceGroups)."""
+        if self.instance_type is None:
+            return None
+        return spot_quota(self.instance_type) if self.spot else on_demand_quota(self.instance_type)
+
+    @property
     def tag_map(self) -> dict[str, str]:
         return {tag["Key"]: tag["Value"] for tag in self.tags}
 
@@ -261,6 +493,7 @@ class EmulatedTrainingJob(FakeTrainingJob):
         reason: str | None = None,
         metrics: dict[str, float] | None = None,
         billable_seconds: int | None = None,
+        training_seconds: int | None = None,
         reused_warm_pool: bool = False,
     ) -> None:
         """Moves the job to a final status, with the history the service would show."""
@@ -280,9 +513,14 @@ class EmulatedTrainingJob(FakeTrainingJob):
         if len(phases) > 1:
             # Billing starts once the instances are up, i.e. after Starting.
             self.training_start_time = transitions[1]["StartTime"]
-            ran = round((now - self.training_start_time).total_seconds())
-            # A test cannot wait an hour: it may say how long the job trained.
-            self.billable_seconds = max(1, ran if billable_seconds is None else billable_seconds)
+            ran = max(1, round((now - self.training_start_time).total_seconds()))
+            # A test cannot wait an hour: it may say how long the job trained
+            # and how much of that was billed (less for a spot job, whose
+            # savings are 1 - billable/training); on-demand bills all of it.
+            if training_seconds is None:
+                training_seconds = ran if billable_seconds is None else billable_seconds
+            self.training_seconds = training_seconds
+            self.billable_seconds = training_seconds if billable_seconds is None else billable_seconds
         if self.keeps_warm_pool:
             retained = "Available" if status == "Completed" else "Terminated"
             self.warm_pool = {"Status": retained, "ResourceRetainedBillableTimeInSeconds": 0}
@@ -316,7 +554,7 @@ class EmulatedTrainingJob(FakeTrainingJob):
             "SecondaryStatusTransitions": copy.deepcopy(self.secondary_status_transitions),
             "FinalMetricDataList": copy.deepcopy(self.final_metric_data_list),
             "BillableTimeInSeconds": self.billable_seconds,
-            "TrainingTimeInSeconds": self.billable_seconds,
+            "TrainingTimeInSeconds": self.training_seconds,
             "WarmPoolStatus": copy.deepcopy(self.warm_pool),
             # A required member of the output shape, so present in every status.
             "ModelArtifacts": self.model_artifacts,
@@ -350,6 +588,31 @@ class EmulatedTrainingJob(FakeTrainingJob):
         }
 
 
+# Held while a job is checked against a plan and added (see launch_training_job).
+PLAN_ADMISSION = threading.Lock()
+
+
+def quotas_of(
+    job: EmulatedTrainingJob, running: list[EmulatedTrainingJob]
+) -> list[tuple[str, list[EmulatedTrainingJob]]]:
+    """The quotas the job counts against, each with the running jobs that
+    count against it too. A job on a training plan runs on reserved
+    instances, which are no on-demand or spot usage of its type."""
+    quotas = [(TOTAL_INSTANCES_QUOTA, running)]
+    if job.training_plan_arn is None and job.market_quota is not None:
+        same_market = [
+            other for other in running if other.training_plan_arn is None and other.market_quota == job.market_quota
+        ]
+        quotas.insert(0, (job.market_quota, same_market))
+    return quotas
+
+
+def check_plan_capacity(plan: TrainingPlan, job: EmulatedTrainingJob) -> None:
+    available = plan.available
+    if job.instance_count > available:
+        raise plan_capacity_exceeded(plan, available, job.instance_count)
+
+
 class EmulatedSageMakerBackend(SageMakerModelBackend):
     def __init__(self, region_name: str, account_id: str):
         super().__init__(region_name, account_id)
@@ -377,10 +640,17 @@ class EmulatedSageMakerBackend(SageMakerModelBackend):
                     f"and a training job with this name already exists ({existing.arn})"
                 )
             job = EmulatedTrainingJob(self.account_id, self.region_name, request, len(self.training_jobs) + 1)
-            self._check_quota(job)
-            self.training_jobs[job.training_job_name] = job
+            # A plan's instances are shared by every backend of its region,
+            # so taking them must be atomic across backends too.
+            with PLAN_ADMISSION:
+                plan = training_plan_of(job)
+                self._check_quotas(job)
+                if plan is not None:
+                    check_plan_capacity(plan, job)
+                self.training_jobs[job.training_job_name] = job
             self._observe_concurrency()
-            self._apply_capacity(job)
+            if plan is None:
+                self._apply_capacity(job)
             return job
 
     def create_model_package(self, **request: Any) -> str:  # type: ignore[override]
@@ -417,16 +687,17 @@ class EmulatedSageMakerBackend(SageMakerModelBackend):
                 package.approval_description = kept_description
             return arn
 
-    def _check_quota(self, job: EmulatedTrainingJob) -> None:
-        """ResourceLimitExceeded when the InProgress jobs of the job's instance
-        type and the job itself would use more instances than the quota."""
-        quota = SETTINGS.quotas.get(job.instance_type or "")
-        if quota is None:
-            return
-        running = (other for other in self.training_jobs.values() if other.in_progress)
-        in_use = sum(other.instance_count for other in running if other.instance_type == job.instance_type)
-        if in_use + job.instance_count > quota:
-            raise resource_limit_exceeded(job.instance_type or "", quota, in_use, job.instance_count)
+    def _check_quotas(self, job: EmulatedTrainingJob) -> None:
+        """ResourceLimitExceeded when the job and the InProgress jobs counted
+        against one of its quotas would use more instances than it allows."""
+        running = [other for other in self.training_jobs.values() if other.in_progress]
+        for name, counted in quotas_of(job, running):
+            quota = SETTINGS.quotas.get(name)
+            if quota is None:
+                continue
+            in_use = sum(other.instance_count for other in counted)
+            if in_use + job.instance_count > quota:
+                raise resource_limit_exceeded(name, quota, in_use, job.instance_count)
 
     def _apply_capacity(self, job: EmulatedTrainingJob) -> None:
         """A job whose type has no capacity in its market ends while Starting,
@@ -472,7 +743,12 @@ class EmulatedSageMakerBackend(SageMakerModelBackend):
         return self.end_training_job(name, "Stopped", last_phase="Training")
 
     def complete_training_job(
-        self, name: str, metrics: dict[str, float], reused_warm_pool: bool, billable_seconds: int | None = None
+        self,
+        name: str,
+        metrics: dict[str, float],
+        reused_warm_pool: bool,
+        billable_seconds: int | None = None,
+        training_seconds: int | None = None,
     ) -> EmulatedTrainingJob:
         return self.end_training_job(
             name,
@@ -481,6 +757,7 @@ class EmulatedSageMakerBackend(SageMakerModelBackend):
             metrics=metrics,
             reused_warm_pool=reused_warm_pool,
             billable_seconds=billable_seconds,
+            training_seconds=training_seconds,
         )
 
     def fail_training_job(self, name: str, reason: str, phase: str | None = None) -> EmulatedTrainingJob:
@@ -573,6 +850,10 @@ class RetrainSageMakerResponse(SageMakerResponse):
 
     def list_training_jobs(self) -> ActionResult:
         return ActionResult(self.sagemaker_backend.query_training_jobs(list_query(self.params)))
+
+    def describe_training_plan(self) -> ActionResult:
+        plan = get_training_plan(self.sagemaker_backend.region_name, self._get_param("TrainingPlanName"))
+        return ActionResult(plan.description)
 
 
 def install() -> None:

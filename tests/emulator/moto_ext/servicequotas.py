@@ -1,8 +1,10 @@
-"""Service Quotas for SageMaker: the per-instance-type training quotas that
-CreateTrainingJob enforces here (set through the control API) are the
-account's applied quotas, answered by ListServiceQuotas and GetServiceQuota
-in the API's own shapes. moto knows only vpc's default quotas and has no
-ListServiceQuotas."""
+"""Service Quotas for SageMaker: the training quotas that CreateTrainingJob
+enforces here (set through the control API) are the account's applied
+quotas, answered by ListServiceQuotas and GetServiceQuota in the API's own
+shapes. moto knows only vpc's default quotas and has no ListServiceQuotas.
+
+The control API can also make both calls fail as they do for a role that may
+not read quotas or a caller over the rate limit."""
 
 import hashlib
 import json
@@ -13,17 +15,52 @@ from moto.core.exceptions import JsonRESTError
 from moto.servicequotas.models import ServiceQuotasBackend, servicequotas_backends
 from moto.servicequotas.responses import ServiceQuotasResponse
 
-from .common import swap_backend_class, url_module
+from .common import AwsJsonError, on_reset, swap_backend_class, url_module
 from .sagemaker import SETTINGS
 
 SERVICE_CODE = "sagemaker"
 SERVICE_NAME = "Amazon SageMaker"
 # ListServiceQuotas: "MaxResults ... Valid Range: Minimum value of 1. Maximum value of 100."
 MAX_RESULTS = 100
+# The principal an armed AccessDeniedException names: a function's role, as
+# the code under test runs.
+DENIED_ROLE = "retrain-function-role"
+DENIED_ROLE_SESSION = "retrain-function"
+ARMABLE_ERRORS = ("AccessDeniedException", "TooManyRequestsException")
 
 
-def quota_name(instance_type: str) -> str:
-    return f"{instance_type} for training job usage"
+class ArmedError:
+    """The error every ListServiceQuotas/GetServiceQuota answers while armed
+    (None: none). Like the other settings it holds for every account and region."""
+
+    def __init__(self) -> None:
+        self.clear()
+        on_reset(self.clear)
+
+    def clear(self) -> None:
+        self.code: str | None = None
+
+
+ARMED = ArmedError()
+
+
+def arm_error(code: str | None) -> str | None:
+    ARMED.code = code
+    return code
+
+
+def armed_error(account_id: str, action: str) -> AwsJsonError | None:
+    """The armed error as the service answers it for `action`."""
+    if ARMED.code == "AccessDeniedException":
+        principal = f"arn:aws:sts::{account_id}:assumed-role/{DENIED_ROLE}/{DENIED_ROLE_SESSION}"
+        return AwsJsonError(
+            ARMED.code,
+            f"User: {principal} is not authorized to perform: servicequotas:{action} "
+            f"because no identity-based policy allows the servicequotas:{action} action",
+        )
+    if ARMED.code == "TooManyRequestsException":
+        return AwsJsonError(ARMED.code, "Rate exceeded")
+    return None
 
 
 def quota_code(name: str) -> str:
@@ -50,10 +87,14 @@ class SageMakerQuotasBackend(ServiceQuotasBackend):
     def _url_module(self) -> Any:
         return url_module(moto.servicequotas.urls)
 
+    def _raise_armed(self, action: str) -> None:
+        error = armed_error(self.account_id, action)
+        if error is not None:
+            raise error
+
     def sagemaker_quotas(self) -> list[dict[str, Any]]:
         quotas = []
-        for instance_type, value in sorted(SETTINGS.quotas.items()):
-            name = quota_name(instance_type)
+        for name, value in sorted(SETTINGS.quotas.items()):
             code = quota_code(name)
             quotas.append(
                 {
@@ -71,6 +112,7 @@ class SageMakerQuotasBackend(ServiceQuotasBackend):
         return quotas
 
     def list_service_quotas(self, service_code: str, max_results: int, next_token: str | None) -> dict[str, Any]:
+        self._raise_armed("ListServiceQuotas")
         if service_code != SERVICE_CODE:
             return {"Quotas": self.list_aws_default_service_quotas(service_code)}
         if not 1 <= max_results <= MAX_RESULTS:
@@ -83,6 +125,7 @@ class SageMakerQuotasBackend(ServiceQuotasBackend):
         return page
 
     def get_service_quota(self, service_code: str, quota_code: str) -> dict[str, Any]:
+        self._raise_armed("GetServiceQuota")
         if service_code != SERVICE_CODE:
             return super().get_service_quota(service_code, quota_code)
         for quota in self.sagemaker_quotas():

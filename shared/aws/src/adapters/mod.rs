@@ -1,6 +1,7 @@
 //! One adapter per AWS service: the only code that calls the SDK.
 
 pub mod bus;
+pub mod capacity;
 pub mod event_log;
 pub mod fsx;
 pub mod network;
@@ -21,6 +22,7 @@ pub struct Clients {
     pub events: aws_sdk_eventbridge::Client,
     pub ec2: aws_sdk_ec2::Client,
     pub efs: aws_sdk_efs::Client,
+    pub servicequotas: aws_sdk_servicequotas::Client,
 }
 
 impl Clients {
@@ -35,6 +37,7 @@ impl Clients {
             events: aws_sdk_eventbridge::Client::new(shared),
             ec2: aws_sdk_ec2::Client::new(shared),
             efs: aws_sdk_efs::Client::new(shared),
+            servicequotas: aws_sdk_servicequotas::Client::new(shared),
         }
     }
 

@@ -44,6 +44,18 @@ pub struct JobDetails {
     pub model_artifacts: Option<String>,
     /// `ResourceConfig.InstanceType`.
     pub instance_type: Option<String>,
+    /// `TrainingTimeInSeconds`.
+    pub training_time_seconds: Option<i64>,
+    /// `EnableManagedSpotTraining`.
+    pub managed_spot: bool,
+}
+
+impl JobDetails {
+    /// Where the job's time went, with a spot job's savings.
+    pub fn timing(&self, warm_pool_reused: bool) -> retrain_core::telemetry::JobTiming {
+        retrain_core::telemetry::timing(&self.transitions, self.billable_seconds, warm_pool_reused)
+            .with_spot(self.managed_spot, self.training_time_seconds)
+    }
 }
 
 impl SageMaker {
@@ -93,6 +105,7 @@ impl SageMaker {
             .instance_count(rc.instance_count as i32)
             .volume_size_in_gb(rc.volume_size_in_gb as i32)
             .set_keep_alive_period_in_seconds(rc.keep_alive_period_in_seconds.map(|k| k as i32))
+            .set_training_plan_arn(rc.training_plan_arn.clone())
             .build();
         let vpc = sm::VpcConfig::builder()
             .set_security_group_ids(Some(job.vpc_config.security_group_ids.clone()))
@@ -229,6 +242,8 @@ impl SageMaker {
                 .map(i64::from),
             model_artifacts: out.model_artifacts().and_then(|m| m.s3_model_artifacts()).map(str::to_owned),
             instance_type: out.resource_config().and_then(|r| r.instance_type()).map(|t| t.as_str().to_owned()),
+            training_time_seconds: out.training_time_in_seconds().map(i64::from),
+            managed_spot: out.enable_managed_spot_training().unwrap_or(false),
         })
     }
 }

@@ -73,7 +73,7 @@ async fn settle(deps: &Deps, manifest: &SweepManifest, launch: &Launch, entry: &
     if entry.admitted {
         return Ok(Admission::Launch);
     }
-    let job = JobObservation {
+    let mut job = JobObservation {
         variant_id: launch.variant_id.clone(),
         attempt: launch.attempt,
         training_job_name: entry.training_job_name.clone(),
@@ -85,8 +85,9 @@ async fn settle(deps: &Deps, manifest: &SweepManifest, launch: &Launch, entry: &
         failure_class: None,
         // The lane keeps its type past a skipped variant.
         instance_type: Some(manifest.resource_config(launch.choice).instance_type),
+        capacity_failures: 0,
     };
-    let first = sweep_state::record_end(&deps.store, manifest, &job).await? == Created::Now;
+    let first = sweep_state::record_end(&deps.store, manifest, &mut job).await? == Created::Now;
     Ok(Admission::Skipped { job: Box::new(job), first })
 }
 

@@ -100,6 +100,7 @@ pub async fn page(
         data_version: manifest.data_version(),
         // Every attempt counts, not only each variant's last.
         instance_hours: retrain_core::budget::used(manifest, &jobs),
+        spot_savings: retrain_core::budget::spot_savings(&jobs),
     });
     if deps.publish_once(&scope, &event).await? {
         out.did(format!("sweep {} of {} completed", manifest.sweep_id, manifest.pipeline.name));

@@ -39,7 +39,7 @@ pub async fn handle(deps: &Deps, manifest: &SweepManifest, change: &JobStateChan
         return Ok(Progress::Running);
     };
     complete_details(deps, manifest, change, &mut job).await?;
-    let first = sweep_state::record_end(&deps.store, manifest, &job).await? == Created::Now;
+    let first = sweep_state::record_end(&deps.store, manifest, &mut job).await? == Created::Now;
     if first {
         // The end record is the metric's once-marker: a redelivered event emits nothing.
         if let Some(t) = &job.timing {
@@ -112,7 +112,7 @@ pub async fn next_in_lane(
 /// `DescribeTrainingJob`. The lane predecessor's warm pool tells whether
 /// this job reused it.
 async fn complete_details(deps: &Deps, manifest: &SweepManifest, change: &JobStateChange, job: &mut JobObservation) -> Result<(), Error> {
-    let (transitions, billable, warm_pool) =
+    let (transitions, billable, warm_pool, spot) =
         if change.transitions.is_empty() || (job.status == JobStatus::Completed && job.metrics.is_empty()) {
             let d = deps.sagemaker.describe(&job.training_job_name).await?;
             if d.status.is_terminal() {
@@ -122,9 +122,19 @@ async fn complete_details(deps: &Deps, manifest: &SweepManifest, change: &JobSta
                 job.metrics = d.metrics;
                 job.instance_type = d.instance_type.or(job.instance_type.take());
             }
-            (d.transitions, d.billable_seconds, d.warm_pool_billable_seconds)
+            (
+                d.transitions,
+                d.billable_seconds,
+                d.warm_pool_billable_seconds,
+                (d.managed_spot, d.training_time_seconds),
+            )
         } else {
-            (change.transitions.clone(), change.billable_seconds, None)
+            (
+                change.transitions.clone(),
+                change.billable_seconds,
+                None,
+                (change.managed_spot, change.training_time_seconds),
+            )
         };
     let previous = change.tags.get(names::TAG_AFTER);
     let reused = match previous {
@@ -136,7 +146,7 @@ async fn complete_details(deps: &Deps, manifest: &SweepManifest, change: &JobSta
             .unwrap_or(false),
         _ => false,
     };
-    let mut t = timing(&transitions, billable, reused);
+    let mut t = timing(&transitions, billable, reused).with_spot(spot.0, spot.1);
     t.warm_pool_billable_seconds = warm_pool;
     job.timing = Some(t);
     Ok(())

@@ -145,6 +145,7 @@ async fn sweep(deps: &Deps, pipeline: &str, sweep_id: &str, work: &mut OpenWork,
     for job in state.jobs.iter().filter(|j| j.status == JobStatus::InProgress) {
         let d = deps.sagemaker.describe(&job.training_job_name).await?;
         if d.status.is_terminal() {
+            let timing = d.timing(false);
             let end = super::sweeps::Ended {
                 status: d.status,
                 secondary: d.secondary_status,
@@ -154,8 +155,8 @@ async fn sweep(deps: &Deps, pipeline: &str, sweep_id: &str, work: &mut OpenWork,
             };
             let ended = super::sweeps::observation(&manifest, &d.name, end);
             if let Some(mut ended) = ended {
-                ended.timing = Some(retrain_core::telemetry::timing(&d.transitions, d.billable_seconds, false));
-                sweep_state::record_end(&deps.store, &manifest, &ended).await?;
+                ended.timing = Some(timing);
+                sweep_state::record_end(&deps.store, &manifest, &mut ended).await?;
                 out.did(format!("recovered the end of {} ({:?})", d.name, d.status));
                 recovered = true;
             }

@@ -6,11 +6,10 @@
 use crate::adapters::sagemaker::SageMaker;
 use crate::adapters::store::{Created, Store};
 use crate::error::Error;
-use retrain_core::failure::JobStatus;
+use retrain_core::failure::{FailureClass, JobStatus};
 use retrain_core::lanes::JobObservation;
 use retrain_core::sweep::SweepManifest;
-use retrain_core::sweep_records::{ended_key, jobs_prefix, launched, observations};
-use retrain_core::telemetry::timing;
+use retrain_core::sweep_records::{end_class, ended_key, jobs_prefix, launched, observations};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
@@ -35,7 +34,10 @@ pub struct SweepState {
 }
 
 /// Records a job's end, once: the first record of a job's end is the truth.
-pub async fn record_end(store: &Store, manifest: &SweepManifest, job: &JobObservation) -> Result<Created, Error> {
+/// Sets the variant's capacity failures so far on `job` where they count.
+pub async fn record_end(store: &Store, manifest: &SweepManifest, job: &mut JobObservation) -> Result<Created, Error> {
+    job.capacity_failures = capacity_failures(store, manifest, job).await?;
+    let job = &*job;
     let record = EndRecord {
         job: job.clone(),
         recorded_at: super::now_epoch(),
@@ -48,6 +50,25 @@ pub async fn record_end(store: &Store, manifest: &SweepManifest, job: &JobObserv
         store.put_once(&result, &job.training_job_name).await?;
     }
     Ok(created)
+}
+
+/// The variant's capacity failures up to and including `job`: the previous
+/// attempt's count (its end record's key), plus one for a capacity failure.
+/// Only spot that falls back to on-demand needs it; elsewhere it stays 0.
+async fn capacity_failures(store: &Store, manifest: &SweepManifest, job: &JobObservation) -> Result<u32, Error> {
+    if manifest.spot_fallback_after().is_none() || !matches!(job.status, JobStatus::Failed | JobStatus::Stopped) {
+        return Ok(job.capacity_failures);
+    }
+    let this = u32::from(end_class(job) == FailureClass::Capacity);
+    let before = match (manifest.position_of(&job.variant_id), job.attempt) {
+        (Some(position), attempt) if attempt > 1 => {
+            let previous = manifest.job_name(position, attempt - 1);
+            let keys = store.list(&format!("{}{previous}/", jobs_prefix(manifest))).await?;
+            observations(manifest, &keys).first().map_or(0, |j| j.capacity_failures)
+        }
+        _ => 0,
+    };
+    Ok(before + this)
 }
 
 /// Every lane's state, from one listing of the sweep's records.
@@ -76,13 +97,13 @@ pub async fn describe_finished(sagemaker: &SageMaker, jobs: &mut [JobObservation
     // A skipped variant never reached SageMaker.
     for job in jobs.iter_mut().filter(|j| j.status.is_terminal() && j.status != JobStatus::Skipped) {
         let d = sagemaker.describe(&job.training_job_name).await?;
+        let mut t = d.timing(false);
         if d.status.is_terminal() {
             job.status = d.status;
             job.secondary_status = d.secondary_status;
             job.failure_reason = d.failure_reason;
             job.metrics = d.metrics;
         }
-        let mut t = timing(&d.transitions, d.billable_seconds, false);
         t.warm_pool_billable_seconds = d.warm_pool_billable_seconds;
         job.timing = Some(t);
         reused.extend(d.warm_pool_reused_by);

@@ -68,13 +68,15 @@ pub async fn start(
     if deps.store.get::<serde_json::Value>("sweep manifest", &key).await?.is_none() {
         fresh.data_version = Some(super::lineage::of_new_sweep(deps, &pipeline.name, &fresh.trigger).await?);
         // Fail before spending money: nothing launches while a check fails.
-        let problems: Vec<String> = deps
-            .preflight(pipeline)
-            .await?
-            .iter()
-            .filter(|f| !f.ok)
-            .map(|f| f.problem())
-            .collect();
+        let checked = deps.preflight(pipeline).await?;
+        let problems = checked.problems();
+        for warning in checked.warnings() {
+            tracing::warn!(pipeline = %pipeline.name, sweep_id = %fresh.sweep_id, %warning, "preflight warning");
+            out.did(format!("warning: {warning}"));
+        }
+        // The types that can run, in order: skipped ones are never tried.
+        fresh.warnings = checked.warnings();
+        fresh.instances = checked.instances;
         if !problems.is_empty() {
             out.did(format!(
                 "sweep {} of {} blocked by preflight: {}",
@@ -201,7 +203,7 @@ pub async fn launch(
     pass: Pass,
     out: &mut Outcome,
 ) -> Result<LaunchResult, Error> {
-    let mut request = match manifest.training_job(launch.position, launch.attempt, launch.choice) {
+    let mut request = match manifest.launch_request(launch) {
         Ok(r) => r,
         Err(e) => {
             let event = DomainEvent::SweepBlocked(SweepBlocked {
@@ -448,6 +450,7 @@ pub fn observation(manifest: &SweepManifest, name: &str, ended: Ended) -> Option
         timing: None,
         failure_class: None,
         instance_type: ended.instance_type,
+        capacity_failures: 0,
     })
 }
 

@@ -209,6 +209,11 @@ pub struct Channel {
 pub struct Spot {
     /// `MaxWaitTimeInSeconds`: at least `max_runtime_seconds`.
     pub max_wait_seconds: u64,
+    /// After this many capacity failures of a variant (no spot capacity in
+    /// time, or none of the type), its next attempts run on-demand. Absent:
+    /// every attempt is spot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_to_on_demand_after: Option<u32>,
 }
 
 /// A hyperparameter value: SageMaker passes every value as a string.
@@ -281,9 +286,14 @@ pub struct Training {
     /// Managed warm pool: `KeepAlivePeriodInSeconds` (1-3600). Not with spot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_alive_seconds: Option<u32>,
-    /// Managed spot training. Not with a warm pool.
+    /// Managed spot training. Not with a warm pool or a training plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spot: Option<Spot>,
+    /// A SageMaker training plan (`arn:aws:sagemaker:<region>:<account>:training-plan/<name>`)
+    /// whose reserved capacity the jobs run on (`ResourceConfig.TrainingPlanArn`).
+    /// Only the instance types it reserves are used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_plan_arn: Option<String>,
     /// Tags added to every training job (besides retrain's own `retrain:*` tags).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
@@ -312,6 +322,9 @@ pub struct Instances {
     pub instance_type: String,
     pub instance_count: u32,
     pub volume_size_gb: u32,
+    /// The training plan whose reserved capacity the job runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_plan_arn: Option<String>,
 }
 
 impl Training {
@@ -321,11 +334,13 @@ impl Training {
             instance_type: t.clone(),
             instance_count: self.instance_count,
             volume_size_gb: self.volume_size_gb,
+            training_plan_arn: self.training_plan_arn.clone(),
         });
         let fallbacks = self.instance_types.iter().map(|c| Instances {
             instance_type: c.instance_type.clone(),
             instance_count: c.instance_count.unwrap_or(self.instance_count),
             volume_size_gb: c.volume_size_gb.unwrap_or(self.volume_size_gb),
+            training_plan_arn: self.training_plan_arn.clone(),
         });
         preferred.chain(fallbacks).collect()
     }

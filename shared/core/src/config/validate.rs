@@ -440,7 +440,29 @@ fn training(r: &mut Report, at: &str, p: &Pipeline) {
             "remove keep_alive_seconds or spot",
         );
     }
+    if let Some(plan) = &t.training_plan_arn {
+        r.check(
+            names::training_plan_arn(plan).is_some(),
+            &format!("{tat}.training_plan_arn"),
+            || format!("{plan:?} is not a training plan ARN"),
+            "use arn:aws:sagemaker:<region>:<account>:training-plan/<name> (`aws sagemaker list-training-plans` shows them)",
+        );
+        r.check(
+            t.spot.is_none(),
+            &format!("{tat}.training_plan_arn"),
+            || "a training plan reserves on-demand capacity; its jobs cannot be managed spot jobs".to_owned(),
+            "remove spot or training_plan_arn",
+        );
+    }
     if let Some(spot) = &t.spot {
+        if let Some(n) = spot.fallback_to_on_demand_after {
+            r.check(
+                n >= 1,
+                &format!("{tat}.spot.fallback_to_on_demand_after"),
+                || "must be at least 1".to_owned(),
+                "use the number of capacity failures after which a variant runs on-demand, e.g. 2; remove spot to run on-demand only",
+            );
+        }
         r.check(
             spot.max_wait_seconds >= t.max_runtime_seconds,
             &format!("{tat}.spot.max_wait_seconds"),

@@ -28,6 +28,7 @@ fn job(m: &SweepManifest, position: usize, attempt: u32, status: JobStatus) -> J
         timing: None,
         failure_class: None,
         instance_type: None,
+        capacity_failures: 0,
     }
 }
 
@@ -394,4 +395,66 @@ fn results_name_the_type() {
         .collect();
     let outcome = decide(&m, &jobs).completed.expect("completed");
     assert!(outcome.ranked.iter().all(|r| r.instance_type.as_deref() == Some("ml.m5.xlarge")));
+}
+
+/// The churn pipeline on spot (no warm pool), falling back to on-demand after two capacity failures.
+fn spot_with_fallback() -> SweepManifest {
+    let mut m = with_fallbacks();
+    m.pipeline.training.keep_alive_seconds = None;
+    m.pipeline.training.spot = Some(crate::config::Spot {
+        max_wait_seconds: m.pipeline.training.max_runtime_seconds,
+        fallback_to_on_demand_after: Some(2),
+    });
+    m
+}
+
+#[test]
+fn spot_falls_back_to_on_demand_after_the_set_number_of_capacity_failures() {
+    let m = spot_with_fallback();
+    assert_eq!(
+        m.max_attempts(),
+        m.pipeline.sweep.max_retries + 3 + 2,
+        "room for the on-demand attempt"
+    );
+    let mut first = on(failed(&m, 0, 1, CAPACITY), "ml.m5.xlarge");
+    first.capacity_failures = 1;
+    let retry = launch_of(after(&m, &first));
+    assert!(!retry.on_demand, "one capacity failure: still spot");
+    assert!(m.launch_request(&retry).expect("request").enable_managed_spot_training);
+    let mut second = on(failed(&m, 0, 2, CAPACITY), "ml.m5.2xlarge");
+    second.capacity_failures = 2;
+    let by_event = launch_of(after(&m, &second));
+    let by_listing = decide(&m, &[first.clone(), second.clone()])
+        .launches
+        .into_iter()
+        .find(|l| l.lane == 0)
+        .expect("retry");
+    assert_eq!(by_event, by_listing);
+    assert!(by_event.on_demand);
+    let request = m.launch_request(&by_event).expect("request");
+    assert!(!request.enable_managed_spot_training);
+    assert_eq!(
+        request.stopping_condition.max_wait_time_in_seconds, None,
+        "MaxWaitTimeInSeconds is for spot only"
+    );
+    assert_eq!(
+        request.resource_config.instance_type, "ml.c5.2xlarge",
+        "and it still moves to the next type"
+    );
+    // The lane's next variant starts on spot again.
+    let mut done = on(completed(&m, 0, 0.8), "ml.c5.2xlarge");
+    done.attempt = 3;
+    assert!(!launch_of(after(&m, &done)).on_demand);
+}
+
+#[test]
+fn without_a_fallback_spot_stays_spot() {
+    let mut m = spot_with_fallback();
+    if let Some(s) = m.pipeline.training.spot.as_mut() {
+        s.fallback_to_on_demand_after = None;
+    }
+    let mut job = on(failed(&m, 0, 1, CAPACITY), "ml.m5.xlarge");
+    job.capacity_failures = 9;
+    assert!(!launch_of(after(&m, &job)).on_demand);
+    assert_eq!(m.max_attempts(), m.pipeline.sweep.max_retries + 3);
 }

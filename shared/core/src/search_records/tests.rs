@@ -33,6 +33,7 @@ fn job(m: &SweepManifest, position: usize, attempt: u32, status: JobStatus, reas
         timing: None,
         failure_class: None,
         instance_type: None,
+        capacity_failures: 0,
     }
 }
 

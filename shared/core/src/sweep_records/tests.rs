@@ -28,6 +28,7 @@ fn ended(m: &SweepManifest, position: usize, attempt: u32, status: JobStatus, re
         timing: None,
         failure_class: None,
         instance_type: None,
+        capacity_failures: 0,
     };
     ended_key(m, &job)
 }
@@ -177,6 +178,7 @@ fn the_end_key_carries_the_instance_type_and_reads_back() {
         timing: None,
         failure_class: None,
         instance_type: Some("ml.g5.2xlarge".into()),
+        capacity_failures: 0,
     };
     let key = ended_key(&m, &job);
     assert!(key.ends_with("/ended-Failed-capacity-t1"), "{key}");
@@ -186,4 +188,18 @@ fn the_end_key_carries_the_instance_type_and_reads_back() {
     // A type the manifest does not list (an event's placeholder) leaves the key as before.
     job.instance_type = Some("InstanceType".into());
     assert!(ended_key(&m, &job).ends_with("/ended-Failed-capacity"));
+    // The variant's capacity failures so far, where counted, read back too.
+    job.instance_type = Some("ml.g5.2xlarge".into());
+    job.capacity_failures = 3;
+    let key = ended_key(&m, &job);
+    assert!(key.ends_with("/ended-Failed-capacity-t1-c3"), "{key}");
+    assert_eq!(observations(&m, &[key])[0].capacity_failures, 3);
+    job.instance_type = None;
+    let key = ended_key(&m, &job);
+    assert!(key.ends_with("/ended-Failed-capacity-c3"), "{key}");
+    assert_eq!(observations(&m, &[key])[0].capacity_failures, 3);
+    for bad in ["-c0", "-c3-t1", "-c3-c3", "-x1"] {
+        let key = format!("{}{}/ended-Failed-capacity{bad}", jobs_prefix(&m), m.job_name(0, 1));
+        assert!(observations(&m, &[key]).is_empty(), "{bad}");
+    }
 }

@@ -378,3 +378,36 @@ fn fallback_types_are_checked_one_by_one() {
     );
     assert_error(&errors, "pipelines[0].training.instance_types[1].instance_count", "at least 1");
 }
+
+/// The GPU example's `vision-spot` pipeline (index 1) with one line changed.
+fn gpu_with(from: &str, to: &str) -> String {
+    assert!(GPU_EXAMPLE.contains(from), "{from:?} not in the GPU example");
+    GPU_EXAMPLE.replacen(from, to, 1)
+}
+
+#[test]
+fn spot_fallback_and_training_plans_are_checked() {
+    let config = parse(GPU_EXAMPLE).expect("valid");
+    assert_eq!(
+        config.pipelines[1]
+            .training
+            .spot
+            .as_ref()
+            .and_then(|s| s.fallback_to_on_demand_after),
+        Some(2)
+    );
+    let plan = config.pipelines[2].training.instances();
+    assert!(plan[0]
+        .training_plan_arn
+        .as_deref()
+        .is_some_and(|a| a.ends_with(":training-plan/vision-p5-december")));
+    let errors = errors_of(&gpu_with("fallback_to_on_demand_after: 2", "fallback_to_on_demand_after: 0"));
+    assert_error(&errors, "pipelines[1].training.spot.fallback_to_on_demand_after", "at least 1");
+    let errors = errors_of(&gpu_with("training-plan/vision-p5-december", "training-job/vision-p5-december"));
+    assert_error(&errors, "pipelines[2].training.training_plan_arn", "not a training plan ARN");
+    let errors = errors_of(&gpu_with(
+        "      training_plan_arn: arn:aws:sagemaker:us-east-1:123456789012:training-plan/vision-p5-december\n",
+        "      training_plan_arn: arn:aws:sagemaker:us-east-1:123456789012:training-plan/vision-p5-december\n      spot: { max_wait_seconds: 86400 }\n",
+    ));
+    assert_error(&errors, "pipelines[2].training.training_plan_arn", "cannot be managed spot jobs");
+}

@@ -94,7 +94,9 @@ async fn quotas_warn_about_a_type_they_skip_and_fail_when_no_type_can_run() {
         volume_size_gb: None,
     }];
     let with_fallback = serde_yaml_config(&config);
-    world.emulator.post("sagemaker/quotas", serde_json::json!({"ml.m5.xlarge": 0, "ml.m5.2xlarge": 4}));
+    world
+        .emulator
+        .post("sagemaker/quotas", serde_json::json!({"ml.m5.xlarge": 0, "ml.m5.2xlarge": 4}));
     let out = validate_live(&world, &with_fallback, false);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "a skipped type is a warning: {text}");

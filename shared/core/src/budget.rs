@@ -231,7 +231,7 @@ pub fn spot_savings(jobs: &[JobObservation]) -> Option<SpotSavings> {
         training_seconds: training,
         billable_seconds: billable,
         savings_percent: if training > 0 {
-            (100.0 * (1.0 - billable as f64 / training as f64)).clamp(0.0, 100.0)
+            crate::telemetry::spot_savings_percent(billable, training)
         } else {
             0.0
         },

@@ -43,6 +43,11 @@ pub struct JobTiming {
     pub spot_savings_percent: Option<f64>,
 }
 
+/// SageMaker's managed spot savings: (1 − billable / training time) × 100, for a positive training time.
+pub fn spot_savings_percent(billable_seconds: i64, training_seconds: i64) -> f64 {
+    (100.0 * (1.0 - billable_seconds as f64 / training_seconds as f64)).clamp(0.0, 100.0)
+}
+
 impl JobTiming {
     /// Records a managed spot job's training time and its savings (nothing for on-demand jobs).
     pub fn with_spot(mut self, managed_spot: bool, training_time_seconds: Option<i64>) -> JobTiming {
@@ -51,7 +56,7 @@ impl JobTiming {
         }
         self.training_time_seconds = training_time_seconds;
         self.spot_savings_percent = match (self.billable_seconds, training_time_seconds) {
-            (Some(billable), Some(training)) if training > 0 => Some((100.0 * (1.0 - billable as f64 / training as f64)).clamp(0.0, 100.0)),
+            (Some(billable), Some(training)) if training > 0 => Some(spot_savings_percent(billable, training)),
             _ => None,
         };
         self

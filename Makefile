@@ -57,7 +57,10 @@ rust-tests: venv
 ## docs/local.md's loop with `cargo lambda watch` + `cargo lambda invoke`.
 ## SAM_BUILD_MODE=debug builds the dev profile: the release profile's fat LTO
 ## would take most of CI's time on a small machine (BENCHMARKS.md).
-SAM_VENV := .venv-sam
+## The venv lives at one path for every checkout: cargo-lambda's zig linker
+## wrapper is named after the zig it runs, and a different linker recompiles
+## every crate, so a venv per checkout would rebuild the SDK on each fresh clone.
+SAM_VENV ?= $(HOME)/.cache/retrain/venv-sam
 $(SAM_VENV)/.installed: tests/requirements-sam.txt
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements-sam.txt

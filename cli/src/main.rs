@@ -276,10 +276,10 @@ fn validate_live(path: &Path, json: bool) -> Result<ExitCode> {
         let capacity = retrain_aws::adapters::capacity::Capacity::new(clients.servicequotas, clients.sagemaker);
         let mut all = Vec::new();
         for p in &config.pipelines {
-            let facts = network.facts(p).await.map_err(|e| anyhow::anyhow!("pipeline {}: {e}", p.name))?;
-            all.extend(retrain_core::preflight::check(p, &facts));
-            let facts = capacity.facts(p).await.map_err(|e| anyhow::anyhow!("pipeline {}: {e}", p.name))?;
-            all.extend(retrain_core::preflight::capacity::check(p, &facts).findings);
+            let checked = retrain_aws::deps::Preflight::run(&network, &capacity, p)
+                .await
+                .map_err(|e| anyhow::anyhow!("pipeline {}: {e}", p.name))?;
+            all.extend(checked.findings);
         }
         anyhow::Ok(all)
     })?;

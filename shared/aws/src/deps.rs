@@ -42,6 +42,18 @@ pub struct Preflight {
 }
 
 impl Preflight {
+    /// Describes a pipeline's network, file system, quotas and training plan,
+    /// and checks them: what start-sweep and `retrain validate --live` both run.
+    pub async fn run(network: &Network, capacity: &Capacity, pipeline: &Pipeline) -> Result<Preflight, Error> {
+        let mut findings = preflight::check(pipeline, &network.facts(pipeline).await?);
+        let capacity = preflight::capacity::check(pipeline, &capacity.facts(pipeline).await?);
+        findings.extend(capacity.findings);
+        Ok(Preflight {
+            findings,
+            instances: capacity.instances,
+        })
+    }
+
     /// One line per failed check: what blocks the sweep.
     pub fn problems(&self) -> Vec<String> {
         self.findings.iter().filter(|f| !f.ok).map(Finding::problem).collect()
@@ -163,14 +175,7 @@ impl Deps {
         if let Some(found) = self.preflight_passed.lock().await.get(&pipeline.name) {
             return Ok(found.clone());
         }
-        let facts = self.network.facts(pipeline).await?;
-        let mut findings = preflight::check(pipeline, &facts);
-        let capacity = preflight::capacity::check(pipeline, &self.capacity.facts(pipeline).await?);
-        findings.extend(capacity.findings);
-        let result = Preflight {
-            findings,
-            instances: capacity.instances,
-        };
+        let result = Preflight::run(&self.network, &self.capacity, pipeline).await?;
         if result.problems().is_empty() {
             self.preflight_passed.lock().await.insert(pipeline.name.clone(), result.clone());
         }

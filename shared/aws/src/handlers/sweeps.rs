@@ -70,12 +70,13 @@ pub async fn start(
         // Fail before spending money: nothing launches while a check fails.
         let checked = deps.preflight(pipeline).await?;
         let problems = checked.problems();
-        for warning in checked.warnings() {
+        let warnings = checked.warnings();
+        for warning in &warnings {
             tracing::warn!(pipeline = %pipeline.name, sweep_id = %fresh.sweep_id, %warning, "preflight warning");
             out.did(format!("warning: {warning}"));
         }
         // The types that can run, in order: skipped ones are never tried.
-        fresh.warnings = checked.warnings();
+        fresh.warnings = warnings;
         fresh.instances = checked.instances;
         if !problems.is_empty() {
             out.did(format!(
